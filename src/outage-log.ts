@@ -14,9 +14,10 @@ export interface OutageLines {
 /**
  * Logs an outage of a connection that is retried with backoff as one problem, not one warning a
  * retry: a warning at its first failure, each further failure at debug, a reminder warning at a
- * doubling interval (`OUTAGE_REMINDER`) while it lasts, and one line at info once it ends; all with
- * the same message, those after the first with how long the outage has lasted and how many attempts failed. One etcd outage otherwise had the
- * registry, the config store and the peer watch warn every 2-5 s each, for as long as it lasted.
+ * doubling interval (`OUTAGE_REMINDER`) while it lasts, and one line at info once it ends. All
+ * carry the same message; those after the first say how long the outage has lasted and how many
+ * attempts failed. One etcd outage otherwise had the registry, the config store and the peer watch
+ * warn every 2-5 s each for as long as it lasted, and each ZooKeeper session at every connect deadline.
  */
 export class OutageLog {
   private since: number | undefined;

@@ -3,6 +3,7 @@ import { BehaviorSubject, Observable, Subject, distinctUntilChanged } from 'rxjs
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../backoff.ts';
 import { errorMessage } from '../errors.ts';
 import { componentLogger, type Logger } from '../logger.ts';
+import { OutageLog } from '../outage-log.ts';
 import { createGuardedClient, type GuardedClient, type GuardedClientFactory } from './guarded-client.ts';
 import { ZooKeeperConnectTimeoutError } from './zookeeper-errors.ts';
 import { zookeeperSessionEventsTotal, type ZooKeeperSessionEvent } from './zookeeper-metrics.ts';
@@ -78,6 +79,8 @@ export class ZooKeeperSessionSupervisor {
   private readonly state = new BehaviorSubject<ZooKeeperSessionState>('connecting');
   private readonly name: string;
   private readonly log: Logger;
+  /** The failed clients of one outage; its end is the session line (`ZooKeeper session established` or `reconnected`). */
+  private readonly outage: OutageLog;
   private readonly sessionTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private current: GuardedClient | undefined;
@@ -94,6 +97,7 @@ export class ZooKeeperSessionSupervisor {
   constructor(private readonly options: SessionSupervisorOptions) {
     this.name = options.name ?? options.connectString;
     this.log = options.log ?? componentLogger('zookeeper-session', { client: this.name });
+    this.outage = new OutageLog(this.log, { failed: 'ZooKeeper client failed; retrying' });
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
     this.connectTimeoutMs = options.connectTimeoutMs ?? this.sessionTimeoutMs;
     this.digest = options.digest;
@@ -196,6 +200,7 @@ export class ZooKeeperSessionSupervisor {
     clearTimeout(this.connectTimer);
     clearTimeout(this.expiryTimer);
     this.attempt = 0;
+    this.outage.recovered();
     const client = guarded.client;
     const id = client.getSessionId().toString('hex');
     const timeoutMs = client.getSessionTimeout();
@@ -260,7 +265,7 @@ export class ZooKeeperSessionSupervisor {
 
   /** The current client failed before or without a session: retire it and retry with backoff. */
   private replace(event: ZooKeeperSessionEvent, reason: string): void {
-    this.log.warn({ reason, attempt: this.attempt }, 'ZooKeeper client failed; retrying');
+    this.outage.failed({ reason, attempt: this.attempt });
     this.failures.next(reason);
     if (this.session) {
       this.expire(event, reason);

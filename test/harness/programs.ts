@@ -113,6 +113,28 @@ export function logOf(process: ManagedProcess): Promise<string> {
   return readTail(process.logFile);
 }
 
+/** A line of a program's JSON log: its level (pino's number: 20 debug, 30 info, 40 warn), message and other fields. */
+export interface JsonLogLine {
+  readonly level: number;
+  readonly msg: string;
+  readonly component?: string;
+  readonly [field: string]: unknown;
+}
+
+/** How many bytes `process` has logged: where a window of its log that `jsonLogLinesFrom` reads begins. */
+export async function logSize(process: ManagedProcess): Promise<number> {
+  return (await readFile(process.logFile)).length;
+}
+
+/** The JSON lines `process` has logged from byte `from` of its log on (the harness's own lines left out). */
+export async function jsonLogLinesFrom(process: ManagedProcess, from = 0): Promise<JsonLogLine[]> {
+  const text = (await readFile(process.logFile)).subarray(from).toString('utf8');
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as JsonLogLine);
+}
+
 /**
  * The access-log line `process` wrote for the request to `path` (its exact path), parsed, once it is
  * in the log: the first with that path followed by a status, as an access line (or the line of an

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logOf, startEtcd, startGateway, waitFor, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { jsonLogLinesFrom, logOf, logSize, startEtcd, startGateway, waitFor, type EtcdCluster, type GatewayProcess, type JsonLogLine } from '../harness/index.ts';
 
 // Each component retries its etcd session with backoff (100 ms doubling to 5 s, jittered): this many
 // failures come within a few seconds of the stop, well inside the first reminder's 30 s.
@@ -12,11 +11,6 @@ const COMPONENTS = [
   { name: 'config store', failed: 'config store session ended; keeping the last listing and retrying', recovered: 'config store listed again: its outage is over' },
   { name: 'peer watch', failed: 'peer watch ended; the peer list stays as it was, re-listing', recovered: 'peer list read again: its outage is over' },
 ] as const;
-
-interface LogLine {
-  readonly level: number;
-  readonly msg: string;
-}
 
 const WARN = 40;
 
@@ -42,19 +36,13 @@ routes: []
     await etcd?.close();
   });
 
-  /** The gateway's JSON log lines from byte `from` on (the harness runs it at debug). */
-  const linesFrom = async (from: number): Promise<LogLine[]> =>
-    (await readFile(gateway.process.logFile))
-      .subarray(from)
-      .toString('utf8')
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as LogLine);
+  // The harness runs the gateway at debug: its retries are in the log too.
+  const linesFrom = (from: number) => jsonLogLinesFrom(gateway.process, from);
   const registryState = async () => ((await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/registries`)).json()) as { registries: Array<{ state: string }> }).registries[0]?.state;
 
   it('warns once per component while etcd is down, however often each retries, and logs one recovery line per component', async () => {
     await waitFor(async () => (await logOf(gateway.process)).includes('"msg":"registration registered"') && (await registryState()) === 'connected', { timeoutMs: 20_000, message: 'the gateway to register and list' });
-    const from = (await readFile(gateway.process.logFile)).length;
+    const from = await logSize(gateway.process);
     await etcd.members[0]!.stop();
     // The window ends once every component has failed FAILURES times (its retries are at debug, or warnings without the fix).
     const during = await waitFor(
@@ -64,12 +52,12 @@ routes: []
       },
       { timeoutMs: 30_000, message: `each component to fail ${FAILURES} times` },
     );
-    const warnings = (message: string, lines: readonly LogLine[]) => lines.filter((line) => line.level === WARN && line.msg === message).length;
+    const warnings = (message: string, lines: readonly JsonLogLine[]) => lines.filter((line) => line.level === WARN && line.msg === message).length;
     expect(Object.fromEntries(COMPONENTS.map(({ name, failed }) => [name, warnings(failed, during)]))).toEqual({ registry: 1, 'config store': 1, 'peer watch': 1 });
     // The admin API still shows the outage.
     expect(await registryState()).toBe('stale');
 
-    const restartedAt = (await readFile(gateway.process.logFile)).length;
+    const restartedAt = await logSize(gateway.process);
     await etcd.members[0]!.restart();
     const after = await waitFor(
       async () => {
