@@ -27,6 +27,11 @@ export interface RequestOutcome {
   bytesOut: number;
   /** gRPC calls only: the `grpc-status` the caller saw (the upstream's trailer, or the gateway's own). */
   grpcStatus?: number;
+  /**
+   * A gRPC-Web call sent as it came got an answer of plain gRPC: the instance cannot read
+   * gRPC-Web, and the attempt counts as `grpc-web-unsupported`, against none.
+   */
+  grpcWebUnsupported?: true;
   /** What a `cache` middleware did with the request (HIT, MISS, EXPIRED, REVALIDATED, STALE, BYPASS); undefined when none looked it up. */
   cacheStatus?: string;
   /** The status the upstream answered when an answer of the gateway's own went in its place (`AnswerReplacer`): the attempt is judged by it, not by `status`. */

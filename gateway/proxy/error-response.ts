@@ -40,6 +40,7 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'header-too-large': 'the request head is larger than the upstream accepts',
   'request-rejected': 'the request cannot be forwarded as sent',
   'repeated-refusal': 'the upstream refused the request before answering, as an instance tried before had',
+  'grpc-web-unsupported': 'the upstream answered a gRPC-Web call as plain gRPC',
   internal: 'internal gateway error',
 };
 

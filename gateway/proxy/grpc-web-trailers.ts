@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { GatewayContext } from '../context.ts';
 import { parseGrpcStatus } from './grpc-status.ts';
 
 /** The frame flag of a gRPC-Web trailer frame (its most significant bit). */
@@ -115,15 +116,34 @@ export class GrpcWebTrailerReader {
 /**
  * Reads the status of an upstream's answer to a gRPC call from its headers: `outcome.grpcStatus`
  * becomes their `grpc-status` (a Trailers-Only answer), undefined when they carry none, and a
- * gRPC-Web answer without one gets the reader of its body's trailer frame, returned. Called for
- * gRPC calls only, once their answer's headers are in.
+ * gRPC-Web answer without one gets the reader of its body's trailer frame, returned. A gRPC-Web
+ * call that got plain gRPC back marks its outcome `grpcWebUnsupported` (`answersGrpcWebWithGrpc`).
+ * Called for gRPC calls only, once their answer's headers are in.
  */
-export function readGrpcStatus(outcome: { grpcStatus?: number }, headers: IncomingHttpHeaders): GrpcWebTrailerReader | undefined {
+export function readGrpcStatus(context: GatewayContext, headers: IncomingHttpHeaders): GrpcWebTrailerReader | undefined {
+  const outcome = context.outcome;
   const status = headers['grpc-status'];
   outcome.grpcStatus = status === undefined ? undefined : parseGrpcStatus(status);
+  if (answersGrpcWebWithGrpc(context, headers)) outcome.grpcWebUnsupported = true;
   const reader = status === undefined ? grpcWebTrailerReader(headers) : undefined;
   if (reader !== undefined) BODY_READERS.set(outcome, reader);
   return reader;
+}
+
+/**
+ * True when a gRPC-Web call went to the instance as it came and the answer is plain gRPC
+ * (`application/grpc`, `+proto`…): a gRPC server that cannot read gRPC-Web (grpcio, grpc-go answer
+ * UNKNOWN, "Missing :te header"). The route's mismatch, not the instance's failure.
+ */
+export function answersGrpcWebWithGrpc(context: GatewayContext, headers: IncomingHttpHeaders): boolean {
+  if (!isGrpcWebType(context.request.headers['content-type'])) return false;
+  const type = headers['content-type'];
+  return typeof type === 'string' && type.startsWith('application/grpc') && !isGrpcWebType(type);
+}
+
+/** `application/grpc-web`, `-web+proto`, `-web-text`…: a gRPC-Web content type. */
+export function isGrpcWebType(type: string | undefined): boolean {
+  return type !== undefined && type.startsWith('application/grpc-web');
 }
 
 /** The reader of each request's gRPC-Web answer body (by its outcome), for `endGrpcCall` to know where the body stands. */

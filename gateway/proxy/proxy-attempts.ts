@@ -16,6 +16,7 @@ import { limitedBody } from './request-body-limit.ts';
 import { BodyTooLargeError } from '../transports/transport-outcome.ts';
 import { answerClassOf, blameClassOf, isIdempotent, isRequestRefusal, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
 import { warnUpstreamTlsFailure } from './upstream-tls-warning.ts';
+import { warnGrpcWebUnsupported } from './grpc-web-warning.ts';
 
 /** What the proxy needs per request, resolved from the route and the service settings. */
 export interface ProxyPolicy extends AttemptTimeouts {
@@ -211,7 +212,11 @@ export class AttemptLoop implements AttemptReceiver {
     let status = upstreamStatus;
     let attemptClass: GatewayErrorClass | undefined;
     if (!result.ok) attemptClass = result.errorClass;
-    else if (this.grpcDeadlineMs === undefined || context.outcome.grpcStatus === undefined) attemptClass = status >= 500 ? 'http-5xx' : undefined;
+    // A gRPC-Web call the instance could not read: the route's mismatch, counted against none, its status kept.
+    else if (context.outcome.grpcWebUnsupported) {
+      attemptClass = 'grpc-web-unsupported';
+      warnGrpcWebUnsupported(context);
+    } else if (this.grpcDeadlineMs === undefined || context.outcome.grpcStatus === undefined) attemptClass = status >= 500 ? 'http-5xx' : undefined;
     else {
       attemptClass = answerClassOf(status, context.outcome.grpcStatus);
       status = answerStatusOf(status, context.outcome.grpcStatus);

@@ -106,6 +106,7 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'upstream-refused', counts: true, health: 'reset-before-headers' },
     { errorClass: 'request-rejected', counts: false, health: 'request-rejected' },
     { errorClass: 'repeated-refusal', counts: false, health: 'repeated-refusal' },
+    { errorClass: 'grpc-web-unsupported', counts: false, health: 'grpc-web-unsupported' },
     { errorClass: 'deadline-exceeded', counts: false, health: 'deadline-exceeded' },
     { errorClass: 'internal', counts: false, health: 'internal' },
   ] as const)('counts $errorClass against the upstream: $counts (health class $health)', ({ errorClass, counts, health }) => {

@@ -49,6 +49,7 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'header-too-large': 431,
   'request-rejected': 400,
   'repeated-refusal': 502,
+  'grpc-web-unsupported': 502,
   internal: 500,
 };
 

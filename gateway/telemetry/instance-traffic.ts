@@ -46,8 +46,9 @@ export class InstanceTraffic implements AttemptObserver {
     if (errorClass === undefined || !countsAgainstUpstream(errorClass)) {
       counts.flow?.record(0, 0, 0);
       // A failed attempt all the same, counted under its own class so that the refusals one request
-      // met on every instance stay in sight beside the one it blamed (`blameClassOf`).
-      if (errorClass === 'repeated-refusal') this.metrics?.upstreamError(service, errorClass);
+      // met on every instance stay in sight beside the one it blamed (`blameClassOf`), and so do
+      // gRPC-Web calls an instance could not read (the route lacks `grpcWeb`).
+      if (errorClass === 'repeated-refusal' || errorClass === 'grpc-web-unsupported') this.metrics?.upstreamError(service, errorClass);
       return;
     }
     counts.errors += 1;

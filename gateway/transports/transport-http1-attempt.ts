@@ -198,7 +198,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     context.outcome.status = statusCode;
     // Over HTTP/1.1 a gRPC call is gRPC-Web, its status in these headers or in the body's last frame.
     if (isGrpcRequest(context.request.headers)) {
-      this.grpcWeb = readGrpcStatus(context.outcome, upstreamHeaders);
+      this.grpcWeb = readGrpcStatus(context, upstreamHeaders);
       this.grpcStatus = context.outcome.grpcStatus;
     }
     let outgoing = responseHeadersForClient(upstreamHeaders);
@@ -373,7 +373,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       // stream queue does (deadline-exceeded with the time waited was a latency sample for p2c-ewma). A
       // connection that failed meanwhile comes here with its own error, the instance's fault.
       if (!result.ok && this.unsent !== undefined && result.error === this.unsent) this.pick.done(NEVER_SENT);
-      else reportAttempt(this.pick, this.started, this.status, result, this.grpcStatus);
+      else reportAttempt(this.pick, this.started, this.status, result, this.grpcStatus, this.context.outcome);
     } finally {
       // The held slot is given back even if reporting failed.
       this.letGo?.();

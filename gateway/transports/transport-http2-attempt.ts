@@ -104,7 +104,7 @@ export function http2Attempt(
       // A body read on for a tap alone has nobody else to tell that it broke off.
       if (!result.ok && tapped !== undefined) stopTap(tapped);
       if (!result.ok) body?.unpipe();
-      reportAttempt(pick, started, status, result, grpcStatus, context.outcome.refusalsBlamed);
+      reportAttempt(pick, started, status, result, grpcStatus, context.outcome);
       resolve(result);
     };
     const fail = (error: Error) => {
@@ -285,7 +285,7 @@ export function http2Attempt(
           }
           const headerStatus = headers['grpc-status'];
           if (isGrpcRequest(context.request.headers)) {
-            grpcWeb = readGrpcStatus(context.outcome, headers as IncomingHttpHeaders);
+            grpcWeb = readGrpcStatus(context, headers as IncomingHttpHeaders);
             grpcStatus = context.outcome.grpcStatus;
           }
           // Trailers-Only: the status is in these headers and there is nothing after them.

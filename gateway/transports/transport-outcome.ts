@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { PickedEndpoint, PickOutcome } from '../../src/balance/picker.ts';
-import type { GatewayContext } from '../context.ts';
+import type { GatewayContext, RequestOutcome } from '../context.ts';
 import { transformBody } from '../middleware/response-transform/index.ts';
 import { answerClassOf, blameClassOf, healthClassOf } from '../proxy/upstream-error.ts';
 import type { AttemptResult } from './transport.ts';
@@ -92,12 +92,13 @@ export const NEVER_SENT: PickOutcome = Object.freeze({ ok: false, latencyMs: 0, 
  * `grpcStatus` (its `grpc-status`, from the headers of a Trailers-Only answer or from the trailers)
  * as `answerClassOf` says, a failure by its health class, so the gateway's own failures
  * (`internal`) and the client's never count against the upstream, nor a refusal the request may
- * have caused once `refusalsBlamed` (its `RequestOutcome.refusalsBlamed`) says it counted the same one (`blameClassOf`).
+ * have caused once `outcome.refusalsBlamed` says it counted the same one (`blameClassOf`), nor an
+ * answer to a gRPC-Web call the instance could not read (`outcome.grpcWebUnsupported`).
  */
-export function reportAttempt(pick: PickedEndpoint, started: number, status: number, result: AttemptResult, grpcStatus?: number, refusalsBlamed?: readonly string[]): void {
+export function reportAttempt(pick: PickedEndpoint, started: number, status: number, result: AttemptResult, grpcStatus?: number, outcome?: Pick<RequestOutcome, 'refusalsBlamed' | 'grpcWebUnsupported'>): void {
   const latencyMs = performance.now() - started;
-  if (!result.ok) return pick.done({ ok: false, latencyMs, errorClass: healthClassOf(blameClassOf(result.errorClass, refusalsBlamed)) });
-  const answerClass = answerClassOf(status, grpcStatus);
+  if (!result.ok) return pick.done({ ok: false, latencyMs, errorClass: healthClassOf(blameClassOf(result.errorClass, outcome?.refusalsBlamed)) });
+  const answerClass = outcome?.grpcWebUnsupported ? 'grpc-web-unsupported' : answerClassOf(status, grpcStatus);
   pick.done(answerClass === undefined ? { ok: true, latencyMs } : { ok: false, latencyMs, errorClass: answerClass });
 }
 

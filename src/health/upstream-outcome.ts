@@ -33,9 +33,11 @@ export type UpstreamErrorClass =
  * also sends it past its `maxSessionMemory`.) `repeated-refusal` is a refusal the request may have
  * caused (an HTTP/2 stream reset before the answer with ENHANCE_YOUR_CALM or PROTOCOL_ERROR) met
  * again by a later attempt of a request that has already counted the same one against an instance:
- * one request blames at most one instance for each.
+ * one request blames at most one instance for each. `grpc-web-unsupported` is a gRPC-Web call sent as
+ * it came that an instance answered as plain gRPC (`application/grpc`): it cannot read gRPC-Web,
+ * which is the route's mismatch, not the instance failing.
  */
-const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'header-too-large', 'request-rejected', 'repeated-refusal', 'deadline-exceeded', 'internal'] as const;
+const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'header-too-large', 'request-rejected', 'repeated-refusal', 'grpc-web-unsupported', 'deadline-exceeded', 'internal'] as const;
 export type NotUpstreamFaultClass = (typeof NOT_UPSTREAM_FAULT_CLASSES)[number];
 
 const NOT_UPSTREAM_FAULTS: ReadonlySet<string> = new Set(NOT_UPSTREAM_FAULT_CLASSES);

@@ -6,6 +6,9 @@ import { acceptsConnections, REPO_ROOT, type BackendProcess } from './programs.t
 import { waitFor } from './wait.ts';
 
 const GRPC_BACKEND_SCRIPT = join(REPO_ROOT, 'test/fixtures/backend-grpc.mjs');
+const GRPCIO_BACKEND_SCRIPT = join(REPO_ROOT, 'test/fixtures/backend-grpcio.py');
+/** Debian's interpreter, which has python3-grpcio; the `python3` on PATH may be another one without it. */
+const SYSTEM_PYTHON = '/usr/bin/python3';
 
 /**
  * Starts test/fixtures/backend-grpc.mjs (a real grpc-js server) on a free port of `host` (another
@@ -19,6 +22,19 @@ export async function startGrpcBackend(name: string, host = '127.0.0.1'): Promis
   const backend = new ManagedProcess({ name: `backend:grpc:${port}`, command: command!, args, logFile: join(dir, 'backend.log') });
   backend.start();
   await waitFor(() => acceptsConnections(port, host), { timeoutMs: 10_000, message: `gRPC backend on ${host}:${port} to listen` });
+  return { port, process: backend };
+}
+
+/**
+ * Starts test/fixtures/backend-grpcio.py, a plain gRPC server of grpcio (`helloworld.Greeter`,
+ * which cannot read gRPC-Web), on a free port, and waits until it accepts connections.
+ */
+export async function startGrpcioBackend(): Promise<BackendProcess> {
+  const port = await freePort();
+  const dir = await makeTempDir('sb-backend-');
+  const backend = new ManagedProcess({ name: `backend:grpcio:${port}`, command: SYSTEM_PYTHON, args: [GRPCIO_BACKEND_SCRIPT, String(port)], logFile: join(dir, 'backend.log') });
+  backend.start();
+  await waitFor(() => acceptsConnections(port), { timeoutMs: 10_000, message: `grpcio backend on 127.0.0.1:${port} to listen` });
   return { port, process: backend };
 }
 
