@@ -28,8 +28,8 @@ export interface RequestOutcome {
   /** gRPC calls only: the `grpc-status` the caller saw (the upstream's trailer, or the gateway's own). */
   grpcStatus?: number;
   /**
-   * A gRPC-Web call sent as it came got an answer of plain gRPC: the instance cannot read
-   * gRPC-Web, and the attempt counts as `grpc-web-unsupported`, against none.
+   * A gRPC-Web call sent as it came (no `grpcWeb` middleware) got an answer of plain gRPC: the
+   * instance cannot read gRPC-Web, and the attempt counts as `grpc-web-unsupported`, against none.
    */
   grpcWebUnsupported?: true;
   /** What a `cache` middleware did with the request (HIT, MISS, EXPIRED, REVALIDATED, STALE, BYPASS); undefined when none looked it up. */
@@ -133,6 +133,27 @@ export interface HeldAnswer {
  * Set by `cache` (a 304 to its own revalidation; a stale answer in place of a failure).
  */
 export type AnswerReplacer = (status: number, headers: OutgoingHttpHeaders, errorClass?: string) => HeldAnswer | undefined;
+
+/**
+ * A gRPC-Web call the `grpcWeb` middleware sends to the instance as gRPC (Envoy's
+ * `envoy.filters.http.grpc_web`): its answer goes back to the client as gRPC-Web.
+ */
+export interface GrpcWebTranslation {
+  /**
+   * Called as an upstream answer's body starts (`startResponseBody`): the encoder the body goes
+   * through when the answer is gRPC (its head translated by the middleware's header hook), which
+   * also takes its trailers (`takeTrailers`); undefined for any other answer, sent as it is.
+   */
+  startBody(): Transform | undefined;
+  /** Takes the upstream's trailers into the translated body (a trailer frame at its end); false when the body is not translated, and they go as HTTP trailers. */
+  takeTrailers(trailers: OutgoingHttpHeaders): boolean;
+  /**
+   * Ends a translated answer under way with the gateway's own status (`endGrpcCall`): `ended`;
+   * `cut` when its body stopped within a message, where no trailer frame could follow (the caller
+   * destroys the response); `untranslated` when no translated body was started.
+   */
+  endWithStatus(grpcStatus: number, message: string): 'ended' | 'cut' | 'untranslated';
+}
 
 /** A client's request: HTTP/1.1, or HTTP/2 through Node's compatibility API (`:authority` already copied to `host`). */
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -266,6 +287,8 @@ export interface GatewayContext {
    * access control listed after the cache still refuses a request a stored answer exists for; undefined: none.
    */
   cacheAtProxy?: CacheAtProxy | undefined;
+  /** Set by `grpcWeb` on a gRPC-Web call it sends upstream as gRPC; undefined for every other request. */
+  grpcWeb?: GrpcWebTranslation | undefined;
   /** Filled in by the proxy (or whoever answers) as the request ends. */
   outcome: RequestOutcome;
   /** The request's trace when tracing is on; the proxy adds a span per upstream attempt. */

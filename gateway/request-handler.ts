@@ -293,6 +293,7 @@ class RequestContext implements GatewayContext {
   responseTapper: GatewayContext['responseTapper'] = undefined;
   answerReplacer: GatewayContext['answerReplacer'] = undefined;
   cacheAtProxy: GatewayContext['cacheAtProxy'] = undefined;
+  grpcWeb: GatewayContext['grpcWeb'] = undefined;
   // Every field present from the start, so each request's objects share one shape (V8 map).
   outcome: GatewayContext['outcome'] = { status: 0, errorClass: undefined, upstream: undefined, attempts: 0, bytesOut: 0, cacheStatus: undefined, upstreamStatus: undefined };
   trace: RequestTrace | undefined = undefined;

@@ -478,6 +478,7 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
     };
     return { kind: 'cache', settings };
   }
+  if (input.grpcWeb) return { kind: 'grpcWeb', settings: {} };
   return { kind: 'rewrite', settings: input.rewrite! };
 }
 

@@ -257,6 +257,7 @@ const MIDDLEWARE_KINDS = {
   fault: faultSection,
   errors: errorsSection,
   cache: cacheSection,
+  grpcWeb: section({}),
   ...ACCESS_MIDDLEWARE_KINDS,
 };
 
@@ -279,6 +280,7 @@ const middlewareEntry = section({
   fault: MIDDLEWARE_KINDS.fault.optional(),
   errors: MIDDLEWARE_KINDS.errors.optional(),
   cache: MIDDLEWARE_KINDS.cache.optional(),
+  grpcWeb: MIDDLEWARE_KINDS.grpcWeb.optional(),
   keyAuth: MIDDLEWARE_KINDS.keyAuth.optional(),
   basicAuth: MIDDLEWARE_KINDS.basicAuth.optional(),
   jwtAuth: MIDDLEWARE_KINDS.jwtAuth.optional(),

@@ -743,4 +743,5 @@ export type MiddlewareConfig =
   | { readonly kind: 'jwtAuth'; readonly settings: JwtAuthSettings }
   | { readonly kind: 'ipAllowList'; readonly settings: IpFilterSettings }
   | { readonly kind: 'ipDenyList'; readonly settings: IpFilterSettings }
-  | { readonly kind: 'forwardAuth'; readonly settings: ForwardAuthSettings };
+  | { readonly kind: 'forwardAuth'; readonly settings: ForwardAuthSettings }
+  | { readonly kind: 'grpcWeb'; readonly settings: Record<string, never> };

@@ -19,6 +19,7 @@ export { FAULT_ABORT, fault, faultsInjectedTotal, faultsOverflowTotal } from './
 export type { FaultOptions } from './fault/index.ts';
 export { errors } from './errors/index.ts';
 export { forwardAuth } from './forward-auth/index.ts';
+export { grpcWeb } from './grpc-web/index.ts';
 export { headers } from './headers/index.ts';
 export type { HeadersOptions } from './headers/index.ts';
 export { bodyLimit } from './body-limit/index.ts';

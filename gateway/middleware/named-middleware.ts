@@ -7,6 +7,7 @@ import { cors } from './cors/index.ts';
 import { fault } from './fault/index.ts';
 import { errors } from './errors/index.ts';
 import { forwardAuth } from './forward-auth/index.ts';
+import { grpcWeb } from './grpc-web/index.ts';
 import { headers } from './headers/index.ts';
 import { hsts } from './hsts/index.ts';
 import { inFlightReq } from './in-flight-req/index.ts';
@@ -80,6 +81,8 @@ export function buildNamedMiddleware(definition: MiddlewareConfig, placement: Mi
       return ipDenyList(definition.settings);
     case 'forwardAuth':
       return forwardAuth(definition.settings);
+    case 'grpcWeb':
+      return grpcWeb();
   }
 }
 

@@ -4,7 +4,7 @@ import type { ClientResponse, GatewayContext } from '../context.ts';
 import { stopBodyAfterAnswer } from '../entrypoints/http2-request.ts';
 import { applyHeaderHooks } from './answer-headers.ts';
 import { encodeGrpcMessage, grpcStatusOf } from './grpc-status.ts';
-import { grpcWebBodyReader, type GrpcWebTrailerReader } from './grpc-web-trailers.ts';
+import { grpcWebBodyReader, grpcWebTrailerFrame, type GrpcWebTrailerReader } from './grpc-web-trailers.ts';
 
 /**
  * Ends a response that is only headers, as a gRPC Trailers-Only answer: towards an HTTP/2 client one
@@ -66,6 +66,7 @@ export function endGrpcCall(context: GatewayContext, status: number, errorClass:
   const response = context.response;
   if (response.destroyed || response.writableEnded) return void response.destroy(error);
   const grpcStatus = grpcStatusOf(status, errorClass);
+  if (context.grpcWeb !== undefined && endTranslatedCall(context, grpcStatus, message, error)) return;
   const webBody = grpcWebBodyReader(context.outcome);
   if (webBody !== undefined) return endGrpcWebCall(context, webBody, grpcStatus, message, error);
   context.outcome.grpcStatus = grpcStatus;
@@ -88,19 +89,28 @@ function endGrpcWebCall(context: GatewayContext, body: GrpcWebTrailerReader, grp
   if (body.status !== undefined) return void response.end();
   if (!body.mayAppendTrailers) return void response.destroy(error);
   context.outcome.grpcStatus = grpcStatus;
-  const lines = Buffer.from(`grpc-status:${grpcStatus}\r\ngrpc-message:${encodeGrpcMessage(message)}\r\n`, 'latin1');
-  const frame = Buffer.alloc(5 + lines.length);
-  frame[0] = TRAILER_FRAME_FLAG;
-  frame.writeUInt32BE(lines.length, 1);
-  lines.copy(frame, 5);
+  const frame = grpcWebTrailerFrame({ 'grpc-status': String(grpcStatus), 'grpc-message': encodeGrpcMessage(message) });
   const bytes = body.text ? Buffer.from(frame.toString('base64'), 'latin1') : frame;
   context.outcome.bytesOut += bytes.length;
   response.end(bytes);
   stopBodyAfterStatus(context);
 }
 
-/** The flag byte of a gRPC-Web trailer frame (PROTOCOL-WEB.md). */
-const TRAILER_FRAME_FLAG = 0x80;
+/**
+ * `endGrpcCall` for a gRPC-Web call `grpcWeb` translated whose body is under way: the status ends
+ * it as a trailer frame (`GrpcWebTranslation.endWithStatus`), or the response is destroyed when
+ * the body stopped within a message. False when no translated body was started.
+ */
+function endTranslatedCall(context: GatewayContext, grpcStatus: number, message: string, error: Error): boolean {
+  const ended = context.grpcWeb!.endWithStatus(grpcStatus, encodeGrpcMessage(message));
+  if (ended === 'untranslated') return false;
+  if (ended === 'cut') context.response.destroy(error);
+  else {
+    context.outcome.grpcStatus = grpcStatus;
+    stopBodyAfterStatus(context);
+  }
+  return true;
+}
 
 /**
  * Asks the HTTP/2 client of a gRPC call whose answer has ended (its status is out) and that is still

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { grpcWebTrailerReader, GrpcWebTrailerReader } from './grpc-web-trailers.ts';
+import { grpcWebTrailerFrame, grpcWebTrailerReader, GrpcWebTrailerReader } from './grpc-web-trailers.ts';
 import { grpcWebFrame } from './proxy-testing.ts';
 
 const message = (size: number) => grpcWebFrame(0, Buffer.alloc(size, 0x61));
@@ -68,5 +68,17 @@ describe('GrpcWebTrailerReader.mayAppendTrailers: whether a trailer frame of the
     ['base64 cut within a 4-character group', 'application/grpc-web-text', [base64(whole).subarray(0, 6)], false, false],
   ] as const)('after %s (%s)', (_what, contentType, parts, lengthKnown, expected) => {
     expect(read(contentType, parts, lengthKnown)).toBe(expected);
+  });
+});
+
+describe('grpcWebTrailerFrame', () => {
+  it('writes flag 0x80, the 4-byte length and one lower-case `name: value` line per value, leaving pseudo-headers out', () => {
+    const frame = grpcWebTrailerFrame({ ':status': 200, 'grpc-status': '5', 'Grpc-Message': 'no%20such', 'x-many': ['a', 'b'], 'x-none': undefined });
+    const lines = 'grpc-status: 5\r\ngrpc-message: no%20such\r\nx-many: a\r\nx-many: b\r\n';
+    expect(frame).toEqual(Buffer.concat([Buffer.from([0x80, 0, 0, 0, lines.length]), Buffer.from(lines, 'latin1')]));
+  });
+
+  it('writes an empty frame for no trailers', () => {
+    expect(grpcWebTrailerFrame({})).toEqual(Buffer.from([0x80, 0, 0, 0, 0]));
   });
 });

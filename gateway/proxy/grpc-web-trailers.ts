@@ -1,5 +1,6 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { GatewayContext } from '../context.ts';
+import { Base64Stream } from '../../src/base64-stream.ts';
 import { parseGrpcStatus } from './grpc-status.ts';
 
 /** The frame flag of a gRPC-Web trailer frame (its most significant bit). */
@@ -22,8 +23,8 @@ export class GrpcWebTrailerReader {
   status: number | undefined = undefined;
   /** The body is base64 (`application/grpc-web-text`). */
   readonly text: boolean;
-  /** Base64 characters of a text body not yet decoded (fewer than 4). */
-  private pendingText = '';
+  /** A text body's base64, decoded as it comes (`Base64Stream`). */
+  private readonly base64 = new Base64Stream();
   /** Bytes of the current frame's 5-byte prefix read so far; 5 while in its payload. */
   private prefixRead = 0;
   private flags = 0;
@@ -49,24 +50,13 @@ export class GrpcWebTrailerReader {
    * reads as one, where after part of a frame it would read as that frame's bytes.
    */
   get mayAppendTrailers(): boolean {
-    return !this.done && !this.lengthKnown && this.prefixRead === 0 && this.pendingText === '' && this.trailer === undefined;
+    return !this.done && !this.lengthKnown && this.prefixRead === 0 && this.base64.pending === '' && this.trailer === undefined;
   }
 
   /** Takes the next chunk of the body. */
   push(chunk: Buffer): void {
     if (this.done) return;
-    if (!this.text) return this.frames(chunk);
-    const text = this.pendingText + chunk.toString('latin1');
-    const whole = text.length - (text.length % 4);
-    this.pendingText = text.slice(whole);
-    // Node's base64 decoding stops at the first `=`: a padded group ends each piece decoded.
-    let start = 0;
-    while (start < whole && !this.done) {
-      const padding = text.indexOf('=', start);
-      const end = padding === -1 || padding >= whole ? whole : padding + 4 - (padding % 4);
-      this.frames(Buffer.from(text.slice(start, end), 'base64'));
-      start = end;
-    }
+    this.frames(this.text ? this.base64.decode(chunk.toString('latin1')) : chunk);
   }
 
   private frames(bytes: Buffer): void {
@@ -117,8 +107,8 @@ export class GrpcWebTrailerReader {
  * Reads the status of an upstream's answer to a gRPC call from its headers: `outcome.grpcStatus`
  * becomes their `grpc-status` (a Trailers-Only answer), undefined when they carry none, and a
  * gRPC-Web answer without one gets the reader of its body's trailer frame, returned. A gRPC-Web
- * call that got plain gRPC back marks its outcome `grpcWebUnsupported` (`answersGrpcWebWithGrpc`).
- * Called for gRPC calls only, once their answer's headers are in.
+ * call sent as it came that got plain gRPC back marks its outcome `grpcWebUnsupported`
+ * (`answersGrpcWebWithGrpc`). Called for gRPC calls only, once their answer's headers are in.
  */
 export function readGrpcStatus(context: GatewayContext, headers: IncomingHttpHeaders): GrpcWebTrailerReader | undefined {
   const outcome = context.outcome;
@@ -131,12 +121,12 @@ export function readGrpcStatus(context: GatewayContext, headers: IncomingHttpHea
 }
 
 /**
- * True when a gRPC-Web call went to the instance as it came and the answer is plain gRPC
- * (`application/grpc`, `+proto`…): a gRPC server that cannot read gRPC-Web (grpcio, grpc-go answer
- * UNKNOWN, "Missing :te header"). The route's mismatch, not the instance's failure.
+ * True when a gRPC-Web call went to the instance as it came (no `grpcWeb` middleware translated
+ * it) and the answer is plain gRPC (`application/grpc`, `+proto`…): a gRPC server that cannot read
+ * gRPC-Web (grpcio, grpc-go answer UNKNOWN, "Missing :te header"). The route's mismatch, not the instance's failure.
  */
 export function answersGrpcWebWithGrpc(context: GatewayContext, headers: IncomingHttpHeaders): boolean {
-  if (!isGrpcWebType(context.request.headers['content-type'])) return false;
+  if (context.grpcWeb !== undefined || !isGrpcWebType(context.request.headers['content-type'])) return false;
   const type = headers['content-type'];
   return typeof type === 'string' && type.startsWith('application/grpc') && !isGrpcWebType(type);
 }
@@ -161,4 +151,26 @@ export function grpcWebBodyReader(outcome: object): GrpcWebTrailerReader | undef
 export function grpcWebTrailerReader(headers: IncomingHttpHeaders): GrpcWebTrailerReader | undefined {
   const type = headers['content-type'];
   return type !== undefined && type.startsWith('application/grpc-web') && headers['grpc-status'] === undefined ? new GrpcWebTrailerReader(type, headers['content-length'] !== undefined) : undefined;
+}
+
+/**
+ * The gRPC-Web trailer frame of `trailers` (PROTOCOL-WEB.md): flag 0x80, the payload's length in 4
+ * bytes big-endian, then one `name: value\r\n` line per value, names lower-case; pseudo-headers
+ * and values left undefined are not written.
+ */
+export function grpcWebTrailerFrame(trailers: OutgoingHttpHeaders): Buffer {
+  let lines = '';
+  for (const name in trailers) {
+    const value = trailers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */) continue;
+    const lower = name.toLowerCase();
+    if (Array.isArray(value)) for (const each of value) lines += `${lower}: ${each}\r\n`;
+    else lines += `${lower}: ${value}\r\n`;
+  }
+  const payload = Buffer.from(lines, 'latin1');
+  const frame = Buffer.allocUnsafe(5 + payload.length);
+  frame[0] = TRAILER_FLAG;
+  frame.writeUInt32BE(payload.length, 1);
+  payload.copy(frame, 5);
+  return frame;
 }

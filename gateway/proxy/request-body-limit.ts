@@ -11,6 +11,8 @@ declare module '../context.ts' {
     requestBodyLimit: number;
     /** Set by a route's mirror: sees every chunk of the body the proxy sends upstream, and its end (`limitedBody`). */
     requestBodyTap: RequestBodyTap;
+    /** Set by `grpcWeb` on a `-text` call: makes the decoder the request body goes through before it is counted and sent (`limitedBody`). */
+    requestBodyDecoder: () => Transform;
   }
 }
 
@@ -51,11 +53,12 @@ class BodyCounter extends Transform {
 }
 
 /**
- * The body the proxy sends upstream for `context`'s request: the request itself, or, when bodyLimit
- * set `requestBodyLimit` or a mirror set `requestBodyTap`, the request read through a counter that
- * fails past the limit and shows each chunk to the tap. Called once a
+ * The body the proxy sends upstream for `context`'s request: the request itself, or, when
+ * `grpcWeb` set `requestBodyDecoder`, the request decoded, and, when bodyLimit set
+ * `requestBodyLimit` or a mirror set `requestBodyTap`, that read through a counter that fails past
+ * the limit and shows each chunk to the tap (the bytes sent upstream). Called once a
  * request, so every attempt (HTTP/1.1 or HTTP/2 upstream) reads the same stream. The client's own
- * failure (it left, its HTTP/2 stream was reset) fails the counted body as `ClientGoneError`; the
+ * failure (it left, its HTTP/2 stream was reset) fails the body as `ClientGoneError`; the
  * counter's failure leaves the request alone (destroying it would cut an HTTP/1.1 connection before
  * the 413 reached the client): what is left of it is read and dropped.
  */
@@ -63,19 +66,22 @@ export function limitedBody(context: GatewayContext): Readable {
   const request = context.request;
   const maxBytes = context.get('requestBodyLimit');
   const tap = context.get('requestBodyTap');
-  if (maxBytes === undefined && tap === undefined) return request;
-  const counted = new BodyCounter(maxBytes ?? Infinity, tap);
+  const decoder = context.get('requestBodyDecoder')?.();
+  if (maxBytes === undefined && tap === undefined && decoder === undefined) return request;
+  const source: Readable = decoder === undefined ? request : request.pipe(decoder);
+  const body = maxBytes === undefined && tap === undefined ? (source as Transform) : new BodyCounter(maxBytes ?? Infinity, tap);
   const cut = () => {
-    if (!counted.destroyed) counted.destroy(new ClientGoneError());
+    if (!body.destroyed) body.destroy(new ClientGoneError());
   };
   request.once('error', cut);
   request.once('close', () => {
     if (!request.readableEnded) cut();
   });
-  counted.once('error', () => {
-    if (request.readableEnded) return;
-    request.unpipe(counted);
-    request.resume();
+  if (body === source) return body;
+  body.once('error', () => {
+    if (source.readableEnded) return;
+    source.unpipe(body);
+    source.resume();
   });
-  return request.pipe(counted);
+  return source.pipe(body);
 }

@@ -328,7 +328,10 @@ export function http2Attempt(
         const trailerStatus = trailers['grpc-status'];
         // Trailers after the attempt ended (a deadline, a reset) must not change the outcome it reported.
         if (trailerStatus !== undefined && !settled) grpcStatus = countedGrpcStatus(context, trailerStatus);
-        if (!buffered && !settled) response.addTrailers(withoutHopByHop(trailers as IncomingHttpHeaders) as Record<string, string>);
+        if (buffered || settled) return;
+        const forwarded = withoutHopByHop(trailers as IncomingHttpHeaders);
+        // A gRPC-Web call's translated answer carries them as its body's last frame.
+        if (context.grpcWeb?.takeTrailers(forwarded) !== true) response.addTrailers(forwarded as Record<string, string>);
       });
       opened.once('end', () => {
         if (settled || !responseStarted) return;

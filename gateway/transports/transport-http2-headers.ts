@@ -20,8 +20,8 @@ export function requestHeaders(context: GatewayContext, pick: PickedEndpoint, sc
   const headers = upstreamRequestHeaders(upstream.headers) as Http2OutgoingHeaders;
   const authority = upstream.useInstanceHost ? pick.address : upstream.host || (headers.host as string | undefined) || pick.address;
   delete headers.host;
-  // `te: trailers` is the one TE value HTTP/2 allows, and gRPC requires it.
-  if (/\btrailers\b/i.test(String(request.headers.te ?? ''))) headers.te = 'trailers';
+  // `te: trailers` is the one TE value HTTP/2 allows, and gRPC requires it (a gRPC-Web call `grpcWeb` translates has none).
+  if (/\btrailers\b/i.test(String(request.headers.te ?? '')) || context.grpcWeb !== undefined) headers.te = 'trailers';
   headers[HTTP2_HEADER_METHOD] = upstream.method;
   headers[HTTP2_HEADER_PATH] = upstream.path;
   headers[HTTP2_HEADER_SCHEME] = scheme;

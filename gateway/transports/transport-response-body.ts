@@ -19,7 +19,7 @@ export function countBodyBytes(context: GatewayContext, sink: Writable, length: 
 
 /**
  * Writes an upstream answer's head to the client and returns where its body goes: the response
- * itself, or the encoder the route's `responseEncoder` chose (which may edit `outgoing` first), or,
+ * itself, or the encoder of a gRPC-Web call's translated answer (`GrpcWebTranslation.startBody`) or the one the route's `responseEncoder` chose (which may edit `outgoing` first), or,
  * for a status an `errors` page stands for, the sink that drops the body, the page (not compressed)
  * already sent whole in its place (`sendErrorPage`); an encoder is piped into the response, its output counted in `bytesOut` (`countBodyBytes`);
  * with a `responseTapper` that watches this answer (never one whose body a page replaces), a pass-through
@@ -44,7 +44,8 @@ export function startResponseBody(context: GatewayContext, status: number, outgo
     const partPage = answered === status ? undefined : errorPageFor(context, answered);
     if (partPage) return pipeTapped(tap, sendErrorPage(context, answered, outgoing, partPage), context);
   }
-  const encoder = context.responseEncoder?.(answered, outgoing, context);
+  // A gRPC-Web call `grpcWeb` sent as gRPC gets its answer's body translated; compress leaves gRPC alone.
+  const encoder = context.grpcWeb?.startBody() ?? context.responseEncoder?.(answered, outgoing, context);
   try {
     response.writeHead(answered, outgoing);
   } catch (error) {

@@ -1,4 +1,6 @@
 import { request as http1Request, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:http2';
+import { Base64Stream } from '../../src/base64-stream.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { startGrpcioBackend } from '../harness/grpc.ts';
@@ -11,6 +13,12 @@ interface WebAnswer {
   readonly headers: IncomingHttpHeaders;
   readonly body: Buffer;
   readonly trailers: Record<string, unknown>;
+}
+
+/** One gRPC-Web frame of a body: its flag byte and payload. */
+interface Frame {
+  readonly flag: number;
+  readonly payload: Buffer;
 }
 
 /** A helloworld message, hand-encoded: one string in field 1 (HelloRequest.name, HelloReply.message). */
@@ -31,6 +39,32 @@ function frame(payload: Buffer, flag = 0): Buffer {
 function callBody(type: string, name: string): Buffer {
   const bytes = frame(message(name));
   return type.includes('-text') ? Buffer.from(bytes.toString('base64'), 'latin1') : bytes;
+}
+
+/** The frames of an answer body of `type`; a `-text` body decoded by runs, as each piece may carry its own padding. */
+function framesOf(type: string, body: Buffer): Frame[] {
+  const bytes = type.includes('-text') ? new Base64Stream().decode(body.toString('latin1')) : body;
+  const frames: Frame[] = [];
+  for (let offset = 0; offset + 5 <= bytes.length; ) {
+    const length = bytes.readUInt32BE(offset + 1);
+    frames.push({ flag: bytes[offset]!, payload: bytes.subarray(offset + 5, offset + 5 + length) });
+    offset += 5 + length;
+  }
+  return frames;
+}
+
+/** What a gRPC-Web client reads of an answer: its messages, and its status and metadata from the trailer frame, or from the headers of a Trailers-Only answer. */
+function readAnswer(type: string, answer: WebAnswer): { messages: string[]; trailers: Record<string, string>; trailerFrame: boolean } {
+  const frames = framesOf(type, answer.body);
+  const messages = frames.filter((each) => each.flag === 0).map((each) => each.payload.subarray(2).toString());
+  const last = frames.at(-1);
+  if (last === undefined || last.flag !== 0x80) {
+    const trailers = Object.fromEntries(Object.entries(answer.headers).filter(([name]) => name.startsWith('grpc-') || name.startsWith('x-')).map(([name, value]) => [name, String(value)]));
+    return { messages, trailers, trailerFrame: false };
+  }
+  const lines = last.payload.toString('latin1').split('\r\n').filter(Boolean);
+  const trailers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]));
+  return { messages, trailers, trailerFrame: true };
 }
 
 /**
@@ -59,6 +93,27 @@ function http1Call(port: number, target: string, method: string, type: string, n
   });
 }
 
+/** The same call over HTTP/2 (a gRPC-Web client of an h2c entry point). */
+function http2Call(port: number, target: string, method: string, type: string, name: string): Promise<WebAnswer> {
+  return new Promise((resolve, reject) => {
+    const session = connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const stream = session.request({ ':method': 'POST', ':path': `/helloworld.Greeter/${method}`, 'content-type': type, 'x-grpc-web': '1', 'x-target': target });
+    let headers: IncomingHttpHeaders = {};
+    let trailers: Record<string, unknown> = {};
+    const chunks: Buffer[] = [];
+    stream.on('response', (received) => (headers = received as IncomingHttpHeaders));
+    stream.on('trailers', (received) => (trailers = received));
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('error', reject);
+    stream.on('close', () => {
+      session.close();
+      resolve({ status: Number(headers[':status']), headers, body: Buffer.concat(chunks), trailers });
+    });
+    stream.end(callBody(type, name));
+  });
+}
+
 describe('gRPC-Web calls to a plain gRPC server (grpcio), through the real gateway', () => {
   let backend: BackendProcess;
   let gateway: GatewayProcess;
@@ -72,11 +127,17 @@ admin: { listen: 127.0.0.1:{{adminPort}} }
 workers: 1
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
+middlewares:
+  grpc-web: { grpcWeb: {} }
 services:
+  translated:
+    instances: [${instance}]
+    outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 60s }
   untranslated:
     instances: [${instance}]
     outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 60s }
 routes:
+  - { headers: { x-target: translated }, service: translated, middlewares: [grpc-web] }
   - { headers: { x-target: untranslated }, service: untranslated }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
@@ -87,7 +148,69 @@ routes:
     await backend?.process.stop();
   });
 
-  it('ten calls the server cannot read are relayed as they come, counted as grpc-web-unsupported against no instance, and warned about once', async () => {
+  const TYPES = ['application/grpc-web+proto', 'application/grpc-web-text'] as const;
+
+  describe.each(TYPES)('with grpcWeb, %s over HTTP/1.1', (type) => {
+    // A -text body cut in pieces that no 4-character group fits.
+    const pieces = type.includes('-text') ? [1, 5, 3, 7] : undefined;
+
+    it('a unary call gets its reply and OK in a trailer frame, in the call\'s own content type, no HTTP trailers', async () => {
+      const answer = await http1Call(gateway.port, 'translated', 'SayHello', type, 'web', pieces);
+      expect(answer.status).toBe(200);
+      expect(answer.headers['content-type']).toBe(type);
+      expect(answer.trailers).toEqual({});
+      expect(readAnswer(type, answer)).toEqual({ messages: ['Hello web'], trailers: { 'grpc-status': '0' }, trailerFrame: true });
+    });
+
+    it('a server-streaming call gets each message, then its status', async () => {
+      const answer = await http1Call(gateway.port, 'translated', 'SayHellos', type, 'stream', pieces);
+      expect(answer.headers['content-type']).toBe(type);
+      const read = readAnswer(type, answer);
+      expect(read.messages).toEqual(['Hello stream #0', 'Hello stream #1', 'Hello stream #2']);
+      expect(read.trailers['grpc-status']).toBe('0');
+    });
+
+    it('a call the server fails after a message gets its status, message and custom metadata in the trailer frame', async () => {
+      const answer = await http1Call(gateway.port, 'translated', 'SayHellosThenFail', type, 'nobody', pieces);
+      const read = readAnswer(type, answer);
+      expect(read.messages).toEqual(['Hello nobody #0']);
+      expect(read.trailerFrame).toBe(true);
+      expect(read.trailers).toMatchObject({ 'grpc-status': '5', 'grpc-message': 'no greeting for nobody', 'x-reason': 'no-such-name', 'x-detail-bin': Buffer.from([0, 1, 0xfe]).toString('base64').replace(/=+$/, '') });
+    });
+
+    it('a unary call the server fails at once gets its Trailers-Only answer as it came: status and custom metadata as headers, no body', async () => {
+      const answer = await http1Call(gateway.port, 'translated', 'SayNothing', type, 'nobody', pieces);
+      expect(answer.status).toBe(200);
+      expect(answer.headers['content-type']).toBe(type);
+      expect(answer.body.length).toBe(0);
+      expect(readAnswer(type, answer)).toMatchObject({ trailerFrame: false, trailers: { 'grpc-status': '5', 'grpc-message': 'no greeting for nobody', 'x-reason': 'no-such-name' } });
+    });
+  });
+
+  it.each(TYPES)("with grpcWeb, %s: a call whose grpc-timeout passes mid-stream ends with the gateway's DEADLINE_EXCEEDED as a trailer frame after the message", async (type) => {
+    const answer = await http1Call(gateway.port, 'translated', 'SayHelloThenWait', type, 'late', undefined, { 'grpc-timeout': '500m' });
+    expect(answer.headers['content-type']).toBe(type);
+    expect(readAnswer(type, answer)).toMatchObject({ messages: ['Hello late #0'], trailerFrame: true, trailers: { 'grpc-status': '4' } });
+  });
+
+  it.each(TYPES)('with grpcWeb, %s over HTTP/2: unary and server streaming, the status in the body, not in HTTP/2 trailers', async (type) => {
+    const unary = await http2Call(gateway.port, 'translated', 'SayHello', type, 'h2');
+    expect(unary.headers['content-type']).toBe(type);
+    expect(unary.trailers).toEqual({});
+    expect(readAnswer(type, unary)).toMatchObject({ messages: ['Hello h2'], trailers: { 'grpc-status': '0' } });
+    const stream = await http2Call(gateway.port, 'translated', 'SayHellos', type, 'h2');
+    expect(readAnswer(type, stream)).toMatchObject({ messages: ['Hello h2 #0', 'Hello h2 #1', 'Hello h2 #2'], trailers: { 'grpc-status': '0' } });
+  });
+
+  it("with grpcWeb, a translated call counts by its real grpc-status, as a native call does", async () => {
+    const counted = async () => sampleValue(await admin.metrics(), 'switchboard_grpc_calls_total', { service: 'translated', grpc_service: 'helloworld.Greeter', grpc_method: 'SayNothing', grpc_code: '5' }) ?? 0;
+    const before = await counted();
+    await http1Call(gateway.port, 'translated', 'SayNothing', 'application/grpc-web+proto', 'counted');
+    await waitFor(async () => (await counted()) === before + 1, { timeoutMs: 5_000, message: 'the NOT_FOUND counted' });
+    expect(await admin.instance('translated', 'grpcio')).toMatchObject({ health: { state: 'healthy' } });
+  });
+
+  it('without grpcWeb, ten calls the server cannot read are relayed as they come, counted as grpc-web-unsupported against no instance, and warned about once', async () => {
     for (let call = 0; call < 10; call += 1) {
       const answer = await http1Call(gateway.port, 'untranslated', 'SayHello', 'application/grpc-web+proto', 'browser');
       // Relayed as today: the plain gRPC server's own refusal.

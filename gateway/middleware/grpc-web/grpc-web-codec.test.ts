@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { Base64Stream } from '../../../src/base64-stream.ts';
+import { grpcWebFrame } from '../../proxy/proxy-testing.ts';
+import { grpcWebTrailerFrame } from '../../proxy/grpc-web-trailers.ts';
+import { GrpcWebAnswerBody, GrpcWebTextDecoder } from './grpc-web-codec.ts';
+
+/** Everything `stream` puts out once `chunks` were written to it one by one and it was ended. */
+async function through(stream: NodeJS.ReadWriteStream, chunks: readonly Buffer[], beforeEnd?: () => void): Promise<Buffer> {
+  const out: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => out.push(chunk));
+  const ended = new Promise((resolve) => stream.once('end', resolve));
+  for (const chunk of chunks) stream.write(chunk);
+  beforeEnd?.();
+  stream.end();
+  await ended;
+  return Buffer.concat(out);
+}
+
+/** `bytes` in pieces of `sizes` (the rest last). */
+function pieces(bytes: Buffer, sizes: readonly number[]): Buffer[] {
+  const result: Buffer[] = [];
+  let offset = 0;
+  for (const size of sizes) {
+    result.push(bytes.subarray(offset, offset + size));
+    offset += size;
+  }
+  return [...result, bytes.subarray(offset)];
+}
+
+describe('GrpcWebTextDecoder', () => {
+  it('decodes a -text request body cut anywhere, in odd-sized chunks, into the frames it encodes', async () => {
+    const frames = Buffer.concat([grpcWebFrame(0, 'hello'), grpcWebFrame(0, 'again, longer')]);
+    const text = Buffer.from(frames.toString('base64'), 'latin1');
+    for (const sizes of [[1], [3, 5, 7], [2, 2, 2, 2, 9], [text.length]]) expect(await through(new GrpcWebTextDecoder(), pieces(text, sizes))).toEqual(frames);
+  });
+
+  it('decodes a body whose client padded each frame on its own', async () => {
+    const text = Buffer.from(grpcWebFrame(0, 'a').toString('base64') + grpcWebFrame(0, 'bc').toString('base64'), 'latin1');
+    expect(await through(new GrpcWebTextDecoder(), pieces(text, [5, 6]))).toEqual(Buffer.concat([grpcWebFrame(0, 'a'), grpcWebFrame(0, 'bc')]));
+  });
+});
+
+describe('GrpcWebAnswerBody', () => {
+  const messages = Buffer.concat([grpcWebFrame(0, 'first'), grpcWebFrame(0, 'second message')]);
+  const trailers = { 'grpc-status': '0', 'x-custom': 'yes' };
+
+  it('passes binary messages as they come and ends the body with the trailers as its last frame', async () => {
+    const body = new GrpcWebAnswerBody(false);
+    const out = await through(body, pieces(messages, [3, 9]), () => body.takeTrailers(trailers));
+    expect(out).toEqual(Buffer.concat([messages, grpcWebTrailerFrame(trailers)]));
+  });
+
+  it('encodes each -text chunk on its own, its own padding included, so that none waits for the next; the whole reads back 4 characters at a time', async () => {
+    const body = new GrpcWebAnswerBody(true);
+    const written: string[] = [];
+    body.on('data', (chunk: Buffer) => written.push(chunk.toString('latin1')));
+    const out = await through(body, pieces(messages, [1, 4, 2]), () => body.takeTrailers(trailers));
+    // Every piece is whole 4-character groups: a streamed message is never held back.
+    expect(written.every((piece) => piece.length % 4 === 0)).toBe(true);
+    expect(written.join('')).toMatch(/=.+/);
+    expect(new Base64Stream().decode(out.toString('latin1'))).toEqual(Buffer.concat([messages, grpcWebTrailerFrame(trailers)]));
+  });
+
+  it('ends without a frame when the upstream sent no trailers', async () => {
+    expect(await through(new GrpcWebAnswerBody(false), [messages])).toEqual(messages);
+  });
+
+  it('knows whether what went through ends between two messages, where a frame of the gateway\'s own may follow', async () => {
+    const body = new GrpcWebAnswerBody(false);
+    body.resume();
+    expect(body.betweenMessages).toBe(true);
+    await new Promise((resolve) => body.write(messages.subarray(0, 7), resolve));
+    expect(body.betweenMessages).toBe(false);
+    await new Promise((resolve) => body.write(messages.subarray(7), resolve));
+    expect(body.betweenMessages).toBe(true);
+  });
+});
+

@@ -1,0 +1,59 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+import { Base64Stream } from '../../../src/base64-stream.ts';
+import { GrpcWebTrailerReader, grpcWebTrailerFrame } from '../../proxy/grpc-web-trailers.ts';
+
+/**
+ * Decodes an `application/grpc-web-text` request body into the binary frames gRPC reads, as it
+ * streams: its chunks may be cut anywhere within a 4-character group, and each run the client
+ * wrote may end with its own padding (`Base64Stream`). Characters that never made a whole group
+ * by the end are dropped, as a truncated body's last bytes are.
+ */
+export class GrpcWebTextDecoder extends Transform {
+  private readonly base64 = new Base64Stream();
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    const bytes = this.base64.decode(chunk.toString('latin1'));
+    done(null, bytes.length > 0 ? bytes : undefined);
+  }
+}
+
+/**
+ * The body of a gRPC answer on its way to a gRPC-Web client: messages pass as they come (in base64
+ * for `-text`, each chunk encoded on its own with its own padding, as Envoy does, so that a
+ * streamed message is never held back for the bytes of the next), and the upstream's trailers
+ * (`takeTrailers`) end it as a trailer frame, since a browser sees no HTTP trailers. A body the
+ * upstream ended without trailers ends without a frame.
+ */
+export class GrpcWebAnswerBody extends Transform {
+  private trailers: OutgoingHttpHeaders | undefined = undefined;
+  /** Follows the message frames (gRPC's framing is gRPC-Web's) to know whether the body stands between two. */
+  private readonly frames = new GrpcWebTrailerReader('application/grpc');
+
+  constructor(readonly text: boolean) {
+    super();
+  }
+
+  /** Takes the trailers that end the body; they are written as its last frame when it ends. */
+  takeTrailers(trailers: OutgoingHttpHeaders): void {
+    this.trailers = trailers;
+  }
+
+  /** Whether what went through ends between two messages, so that a trailer frame appended reads as one. */
+  get betweenMessages(): boolean {
+    return this.frames.mayAppendTrailers;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.frames.push(chunk);
+    done(null, this.encoded(chunk));
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(null, this.trailers === undefined ? undefined : this.encoded(grpcWebTrailerFrame(this.trailers)));
+  }
+
+  private encoded(bytes: Buffer): Buffer {
+    return this.text ? Buffer.from(bytes.toString('base64'), 'latin1') : bytes;
+  }
+}

@@ -1,0 +1,103 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Transform } from 'node:stream';
+import type { GatewayContext, GrpcWebTranslation, Middleware, ResponseHeadersHook } from '../../context.ts';
+import { grpcAnswerContentType } from '../../proxy/grpc-answer.ts';
+import { isGrpcWebType } from '../../proxy/grpc-web-trailers.ts';
+import { GrpcWebAnswerBody, GrpcWebTextDecoder } from './grpc-web-codec.ts';
+
+export { GrpcWebAnswerBody, GrpcWebTextDecoder } from './grpc-web-codec.ts';
+
+/**
+ * The gRPC content type a gRPC-Web call's goes upstream as: `application/grpc-web` and
+ * `-web-text` as `application/grpc`, a `+proto`, `+json`… suffix kept, parameters dropped.
+ */
+export function grpcTypeOf(webType: string): string {
+  const rest = grpcAnswerContentType(webType).slice('application/grpc-web'.length);
+  const suffix = rest.startsWith('-text') ? rest.slice('-text'.length) : rest;
+  return suffix.startsWith('+') ? `application/grpc${suffix}` : 'application/grpc';
+}
+
+/**
+ * One gRPC-Web call sent upstream as gRPC: the answer's head is translated by `translateHead`
+ * (a header hook, so a Trailers-Only answer, which has no body, is too), its body by the
+ * `GrpcWebAnswerBody` `startBody` makes.
+ */
+class GrpcWebCall implements GrpcWebTranslation {
+  /** The call's own content type, which its answer gets (`grpcAnswerContentType`). */
+  private readonly contentType: string;
+  readonly text: boolean;
+  /** The answer is gRPC and its head was translated: its body is to be. */
+  private translated = false;
+  private body: GrpcWebAnswerBody | undefined = undefined;
+
+  constructor(requestType: string) {
+    this.contentType = grpcAnswerContentType(requestType);
+    this.text = requestType.startsWith('application/grpc-web-text');
+  }
+
+  /** Gives a gRPC answer the call's gRPC-Web type, without the length its body will no longer have; leaves any other answer alone. */
+  translateHead(headers: OutgoingHttpHeaders): void {
+    const type = headers['content-type'];
+    if (typeof type !== 'string' || !type.startsWith('application/grpc') || isGrpcWebType(type)) return;
+    headers['content-type'] = this.contentType;
+    delete headers['content-length'];
+    this.translated = true;
+  }
+
+  startBody(): Transform | undefined {
+    if (!this.translated) return undefined;
+    return (this.body = new GrpcWebAnswerBody(this.text));
+  }
+
+  takeTrailers(trailers: OutgoingHttpHeaders): boolean {
+    if (this.body === undefined) return false;
+    this.body.takeTrailers(trailers);
+    return true;
+  }
+
+  endWithStatus(grpcStatus: number, message: string): 'ended' | 'cut' | 'untranslated' {
+    const body = this.body;
+    if (body === undefined) return 'untranslated';
+    if (!body.betweenMessages) return 'cut';
+    body.takeTrailers({ 'grpc-status': String(grpcStatus), 'grpc-message': message });
+    body.end();
+    return 'ended';
+  }
+}
+
+/** The answer head's translation, one function for every call (`GrpcWebCall.translateHead`). */
+const translateHead: ResponseHeadersHook = (_status, headers, context) => (context.grpcWeb as GrpcWebCall | undefined)?.translateHead(headers);
+
+/** A decoder for each `-text` call's request body (`limitedBody`). */
+const textDecoder = (): Transform => new GrpcWebTextDecoder();
+
+/**
+ * Translates gRPC-Web calls into gRPC for the instance (Envoy's `envoy.filters.http.grpc_web`,
+ * Traefik's `grpcWeb`), so that a plain gRPC server serves browsers: the call's content type
+ * `application/grpc-web[-text][+proto…]` goes as `application/grpc[+proto…]` with `te: trailers`,
+ * a `-text` body decoded from base64 as it streams; `x-grpc-web` and `x-user-agent` go on as they
+ * came, as Envoy leaves them. A gRPC answer comes back with the call's own type, its trailers as
+ * the body's last frame (in base64 with the rest for `-text`), a Trailers-Only answer as headers.
+ * Other requests pass untouched, for one content-type test. CORS is the `cors` middleware's.
+ */
+export function grpcWeb(): Middleware {
+  return async function grpcWeb(context, next) {
+    const type = context.request.headers['content-type'];
+    if (type !== undefined && isGrpcWebType(type)) translateCall(context, type);
+    await next();
+  };
+}
+
+/** Sets `context` up to send its gRPC-Web call of content type `type` as gRPC, and to translate its answer back. */
+function translateCall(context: GatewayContext, type: string): void {
+  const call = new GrpcWebCall(type);
+  context.grpcWeb = call;
+  const headers = context.upstream.headers;
+  headers['content-type'] = grpcTypeOf(type);
+  if (call.text) {
+    // The decoded body is shorter than the one announced.
+    delete headers['content-length'];
+    context.set('requestBodyDecoder', textDecoder);
+  }
+  context.responseHeaderHooks.push(translateHead);
+}
