@@ -45,14 +45,21 @@ class GatedRegistration extends Registration {
   writes = gate();
   removals = gate();
   readonly calls: string[] = [];
+  /** Each value written, once its write was answered. */
+  readonly wrote: Instance[] = [];
   constructor() {
     super(componentLogger('test-registration'), 1_000, { initialMs: 10, maxMs: 20, factor: 2, jitter: 0 });
   }
-  protected async ensure(): Promise<void> {
+  protected async ensure(instance: Instance): Promise<void> {
     this.calls.push('ensure');
     this.beforeEntryWrite();
     await this.writes.opened;
     this.present = true;
+    this.wrote.push(instance);
+  }
+  /** A value another client wrote that readers cannot take: the subclass's `rewrite()`. */
+  repair(): void {
+    this.rewrite();
   }
   protected async remove(): Promise<void> {
     this.calls.push('remove');
@@ -303,6 +310,34 @@ describe('Registration.markDraining', () => {
     await expect(registration.markDraining(1_000)).resolves.toBe(true);
     expect(registration.writes).toEqual([INSTANCE, { ...INSTANCE, draining: true }]);
     await registration.close();
+  });
+
+  it('marks an entry a pass is writing (its first write sent, or a repair\'s rewrite) once that pass is done, instead of refusing: a SIGTERM then drained an unmarked entry', async () => {
+    const registration = new GatedRegistration();
+    registration.register(INSTANCE);
+    await settle();
+    // The first write is sent, unanswered: the registry may hold the entry, which gateways may route to.
+    expect([registration.currentState(), registration.mayHoldEntry()]).toEqual(['registering', true]);
+    const first = registration.markDraining(1_000);
+    registration.writes.open();
+    await expect(first).resolves.toBe(true);
+    expect(registration.wrote).toEqual([INSTANCE, { ...INSTANCE, draining: true }]);
+
+    const again = new GatedRegistration();
+    again.writes.open();
+    again.register(INSTANCE);
+    await firstValueFrom(again.state$.pipe(filter((state) => state === 'registered')));
+    again.writes = gate();
+    again.repair();
+    await settle();
+    expect(again.currentState()).toBe('registering');
+    const rewriting = again.markDraining(1_000);
+    again.writes.open();
+    await expect(rewriting).resolves.toBe(true);
+    expect(again.wrote).toEqual([INSTANCE, INSTANCE, { ...INSTANCE, draining: true }]);
+    registration.removals.open();
+    again.removals.open();
+    await Promise.all([registration.close(), again.close()]);
   });
 
   it('writes nothing when no entry is wanted, so a deregistered backend is never registered again', async () => {

@@ -148,12 +148,18 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   /**
    * The drain handshake: rewrites the wanted entry with `draining: true` (a data update; gateways
    * stop picking it) and resolves true once the registry holds it, false at once when no entry is
-   * registered, or when the registry did not confirm within `timeoutMs` (the loop keeps trying until `deregister()`).
+   * registered nor being written, or when the registry did not confirm within `timeoutMs` (the loop
+   * keeps trying until `deregister()`). A pass that is writing the entry (its first write sent, or a
+   * rewrite) is followed by the mark.
    * Never rejects.
    */
   async markDraining(timeoutMs: number): Promise<boolean> {
-    // Only a confirmed entry can carry the mark: while the registry is unreachable ('retrying') it would not land anyway.
-    if (!this.desired || this.closed || this.currentState() !== 'registered') return false;
+    // Only an entry the registry may hold can carry the mark: while the registry is unreachable
+    // ('retrying') it would not land anyway. One a pass is writing counts: a SIGTERM as the entry
+    // appears (or during a repair's rewrite) refused the mark, and gateways kept routing to the
+    // unmarked entry for the whole drain.
+    const state = this.currentState();
+    if (!this.desired || this.closed || !(state === 'registered' || (state === 'registering' && this.entryMayExist))) return false;
     const draining = { ...this.desired, draining: true } as T;
     let timer: NodeJS.Timeout | undefined;
     let subscription: { unsubscribe(): void } | undefined;

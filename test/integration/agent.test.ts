@@ -163,6 +163,36 @@ describe('switchboard-agent with ZooKeeper', () => {
     expect(deletedAt! - Math.min(markedAt!, changedAt ?? markedAt!)).toBeGreaterThanOrEqual(400);
   });
 
+  it('marks the node draining on a SIGTERM that comes as the node appears, its first registration pass still running', async () => {
+    const port = await freePort();
+    const path = '/services/user/drained-early';
+    // The node's first data change or deletion, seen by a data watch armed as the node appears,
+    // before the SIGTERM is sent; a mark that landed before it armed is in what it read.
+    let first: string | undefined;
+    const appeared = new Promise<void>((resolve) => {
+      void exists(reader, path, (event) => {
+        if (event.getType() !== zookeeper.Event.NODE_CREATED) return;
+        const read = getData(reader, path, (change) => (first ??= change.getType() === zookeeper.Event.NODE_DATA_CHANGED ? 'marked' : 'deleted'));
+        void read.then(({ data }) => data && (JSON.parse(String(data)) as { draining?: boolean }).draining === true && (first ??= 'marked')).catch(() => undefined);
+        resolve();
+      });
+    });
+    const agent = await startAgent([
+      '--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(port), '--id', 'drained-early',
+      ...FAST.slice(0, -2), '--drain', '500ms', '--', ...backendCommand(port),
+    ]);
+    cleanup.push(() => agent.kill());
+    await appeared;
+    // At once: the agent may not have taken the answer to its create yet. It used to refuse the mark
+    // then ('registering', not 'registered') and drain an entry gateways kept routing to.
+    await agent.stop();
+    expect(agent.exitInfo?.code).toBe(0);
+    const log = await logOf(agent);
+    expect(log, log).toContain('marked draining; waiting --drain');
+    await waitFor(() => first, { timeoutMs: 5_000, message: 'the mark or the deletion to be notified' });
+    expect(first).toBe('marked');
+  });
+
   it('exits on SIGTERM without waiting --drain when no entry is registered, its backend never having passed its probe', async () => {
     const user = await backend();
     await fetch(`http://127.0.0.1:${user.port}/health/fail`, { method: 'POST' });
