@@ -14,7 +14,9 @@ export interface OutageLines {
 /**
  * Logs an outage of a connection that is retried with backoff as one problem, not one warning a
  * retry: a warning at its first failure, each further failure at debug, a reminder warning at a
- * doubling interval (`OUTAGE_REMINDER`) while it lasts, and one line at info once it ends. All
+ * doubling interval (`OUTAGE_REMINDER`) while it lasts, and one line at info once it ends. A
+ * failure of another kind (`problem`: the server refusing the client's password after it was
+ * out of reach) is a new problem, warned at once with the reminders starting over. All
  * carry the same message; those after the first say how long the outage has lasted and how many
  * attempts failed. One etcd outage otherwise had the registry, the config store and the peer watch
  * warn every 2-5 s each for as long as it lasted, and each ZooKeeper session at every connect deadline.
@@ -24,6 +26,8 @@ export class OutageLog {
   private failures = 0;
   private reminderMs = 0;
   private nextWarningAt = 0;
+  /** The kinds of failure warned of in the outage under way. */
+  private readonly problems = new Set<string>();
 
   constructor(
     private readonly log: Logger,
@@ -36,19 +40,21 @@ export class OutageLog {
     return this.since !== undefined;
   }
 
-  /** A failed attempt, with the fields that say where and why. */
-  failed(fields: Readonly<Record<string, unknown>>, now = Date.now()): void {
+  /**
+   * A failed attempt, with the fields that say where and why. `problem` names its kind, which the
+   * fields' text cannot (an error message names the endpoint of each attempt): a kind not warned of
+   * yet in this outage is warned at once.
+   */
+  failed(fields: Readonly<Record<string, unknown>>, { problem = '', now = Date.now() }: { readonly problem?: string; readonly now?: number } = {}): void {
     this.failures += 1;
-    if (this.since === undefined) {
-      this.since = now;
-      this.reminderMs = this.reminder.firstMs;
-      this.nextWarningAt = now + this.reminderMs;
-      this.log.warn(fields, this.lines.failed);
-      return;
-    }
-    const outage = { ...fields, failingForMs: now - this.since, failures: this.failures };
-    if (now < this.nextWarningAt) return this.log.debug(outage, this.lines.failed);
-    this.reminderMs = Math.min(this.reminderMs * 2, this.reminder.maxMs);
+    const first = this.since === undefined;
+    this.since ??= now;
+    const outage = first ? fields : { ...fields, failingForMs: now - this.since, failures: this.failures };
+    const known = this.problems.has(problem);
+    if (known && now < this.nextWarningAt) return this.log.debug(outage, this.lines.failed);
+    // A new problem (the first of the outage among them) starts the reminders over.
+    this.problems.add(problem);
+    this.reminderMs = known ? Math.min(this.reminderMs * 2, this.reminder.maxMs) : this.reminder.firstMs;
     this.nextWarningAt = now + this.reminderMs;
     this.log.warn(outage, this.lines.failed);
   }
@@ -59,5 +65,6 @@ export class OutageLog {
     if (this.lines.recovered !== undefined) this.log.info({ ...fields, outageMs: now - this.since, failures: this.failures }, this.lines.recovered);
     this.since = undefined;
     this.failures = 0;
+    this.problems.clear();
   }
 }

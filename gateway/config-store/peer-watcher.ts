@@ -1,6 +1,6 @@
 import { BehaviorSubject, type Observable, type Subscription } from 'rxjs';
 import { DEFAULT_BACKOFF, backoffDelay } from '../../src/backoff.ts';
-import { EtcdSession } from '../../src/discovery/etcd/etcd-session.ts';
+import { EtcdSession, sessionEndProblem } from '../../src/discovery/etcd/etcd-session.ts';
 import type { ConnectionCredentials } from '../../src/connection-credentials.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
@@ -108,7 +108,7 @@ export class PeerWatcher {
         const end = await session.run();
         session = undefined;
         if (this.closed || end.reason === 'closed') return;
-        outage.failed({ endpoint, reason: end.reason, err: end.error === undefined ? undefined : errorMessage(end.error) });
+        outage.failed({ endpoint, reason: end.reason, err: end.error === undefined ? undefined : errorMessage(end.error) }, { problem: sessionEndProblem(end) });
         index += 1;
         await new Promise<void>((resolve) => {
           wake = resolve;

@@ -3,7 +3,7 @@ import { Subject } from 'rxjs';
 import { DEFAULT_BACKOFF, backoffDelay } from '../../src/backoff.ts';
 import { DEFAULT_ETCD_STALL_TIMEOUT_MS } from '../../src/discovery/etcd/index.ts';
 import type { PrefixListing } from '../../src/discovery/etcd/etcd-list.ts';
-import { EtcdSession } from '../../src/discovery/etcd/etcd-session.ts';
+import { EtcdSession, sessionEndProblem } from '../../src/discovery/etcd/etcd-session.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { OutageLog } from '../../src/outage-log.ts';
@@ -78,7 +78,7 @@ export class EtcdStoreSource implements StoreSource {
       if (relistAtOnce) this.log.info(detail, 'config store watch revision compacted, re-listing');
       else {
         this.setReason(`${end.reason}: ${detail.err ?? 'no detail'}`);
-        this.outage.failed(detail);
+        this.outage.failed(detail, { problem: sessionEndProblem(end) });
         endpointIndex += 1;
       }
       await this.sleep(relistAtOnce ? 0 : backoffDelay(attempt, DEFAULT_BACKOFF));

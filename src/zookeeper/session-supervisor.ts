@@ -265,7 +265,7 @@ export class ZooKeeperSessionSupervisor {
 
   /** The current client failed before or without a session: retire it and retry with backoff. */
   private replace(event: ZooKeeperSessionEvent, reason: string): void {
-    this.outage.failed({ reason, attempt: this.attempt });
+    this.outage.failed({ reason, attempt: this.attempt }, { problem: event });
     this.failures.next(reason);
     if (this.session) {
       this.expire(event, reason);

@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonLogLinesFrom, logOf, logSize, startEtcd, startGateway, waitFor, type EtcdCluster, type GatewayProcess, type JsonLogLine } from '../harness/index.ts';
+import { jsonLogLinesFrom, logOf, logSize, startEtcd, startGateway, startTcpProxy, waitFor, type EtcdCluster, type GatewayProcess, type JsonLogLine, type TcpProxy } from '../harness/index.ts';
+
+const run = promisify(execFile);
 
 // Each component retries its etcd session with backoff (100 ms doubling to 5 s, jittered): this many
 // failures come within a few seconds of the stop, well inside the first reminder's 30 s.
@@ -68,5 +72,49 @@ routes: []
     );
     expect(Object.fromEntries(COMPONENTS.map(({ name, recovered }) => [name, after.filter((line) => line.msg === recovered).length]))).toEqual({ registry: 1, 'config store': 1, 'peer watch': 1 });
     expect(await registryState()).toBe('connected');
+  });
+});
+
+describe('an etcd that refuses the gateway once it is back from an outage', () => {
+  let etcd: EtcdCluster;
+  let proxy: TcpProxy;
+  let gateway: GatewayProcess;
+  const FAILED = COMPONENTS[0].failed;
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    const { hostname, port } = new URL(etcd.endpoints[0]!);
+    // The gateway reaches etcd through a relay, so that its outage leaves etcd running for etcdctl.
+    proxy = await startTcpProxy({ host: hostname, port: Number(port) });
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:{{adminPort}}
+registries: [etcd://${proxy.address}/services]
+routes: []
+`);
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await proxy?.close();
+    await etcd?.close();
+  });
+
+  const ctl = (args: readonly string[]) => run('etcdctl', ['--endpoints', etcd.endpoints[0]!, '--dial-timeout', '5s', ...args], { timeout: 20_000, env: { ...process.env, ETCDCTL_API: '3' } });
+  const failures = async (from: number) => (await jsonLogLinesFrom(gateway.process, from)).filter((line) => line.msg === FAILED);
+
+  it('warns of the refusal at once: a new problem, not one more retry of the outage at debug', async () => {
+    await waitFor(async () => (await logOf(gateway.process)).includes('"msg":"registry connected"'), { timeoutMs: 20_000, message: 'the registry to list' });
+    const from = await logSize(gateway.process);
+    proxy.cut();
+    // The outage's first failure is warned of, its retries are at debug.
+    await waitFor(async () => (await failures(from)).length >= 2, { timeoutMs: 20_000, message: 'the registry to retry' });
+    // etcd takes authentication on while the gateway cannot reach it: the gateway, without auth, is refused once it can.
+    await ctl(['user', 'add', 'root:outage-root-6a1f']);
+    await ctl(['auth', 'enable']);
+    proxy.restore();
+    const refused = await waitFor(async () => (await failures(from)).find((line) => String(line.err).includes('user name is empty')), { timeoutMs: 20_000, message: 'the registry to be refused' });
+    expect(refused).toMatchObject({ level: WARN, reason: 'broken' });
+    expect((await failures(from)).filter((line) => line.level === WARN && !String(line.err).includes('user name is empty'))).toHaveLength(1);
   });
 });

@@ -1,6 +1,6 @@
 import { Range, type Etcd3, type IWatchResponse } from 'etcd3';
 import type { ConnectionCredentials } from '../../connection-credentials.ts';
-import { RegistryError } from '../../errors.ts';
+import { RegistryError, RegistryRefusalError } from '../../errors.ts';
 import { createEtcdClient } from './etcd-client.ts';
 import { describeEtcdRefusal, isEtcdRefusal } from './etcd-refusal.ts';
 import { isCompactedError, listPrefix, type PrefixListing } from './etcd-list.ts';
@@ -19,6 +19,15 @@ export interface SessionEnd {
   /** How long the session served after its listing; undefined when it never completed one. */
   readonly listedForMs: number | undefined;
   readonly error?: unknown;
+}
+
+/**
+ * The kind of problem that ended a session, for an `OutageLog`: etcd refusing the client (its user,
+ * password or rights: the operator's to put right) or etcd not serving it. A refusal that follows an
+ * outage is a new problem, not one more retry of it.
+ */
+export function sessionEndProblem(end: SessionEnd): 'refused' | 'unavailable' {
+  return end.error instanceof RegistryRefusalError ? 'refused' : 'unavailable';
 }
 
 /** Options of one session. */

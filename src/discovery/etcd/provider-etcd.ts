@@ -13,7 +13,7 @@ import type { DiscoveryProvider, ProviderSnapshot, ProviderStatus } from '../pro
 import type { PrefixListing } from './etcd-list.ts';
 import { normalizePrefix, tooDeepKeyService } from './etcd-key.ts';
 import { EtcdRegistryState } from './etcd-registry-state.ts';
-import { EtcdSession, type EtcdSessionHandlers, type EtcdSessionOptions, type SessionEnd } from './etcd-session.ts';
+import { EtcdSession, sessionEndProblem, type EtcdSessionHandlers, type EtcdSessionOptions, type SessionEnd } from './etcd-session.ts';
 import { PublishBatch } from './publish-batch.ts';
 
 /** Prefix under which instances register when none is configured: `/services/<service>/<instanceId>`. */
@@ -187,7 +187,7 @@ export class EtcdProvider implements DiscoveryProvider {
       const log = { endpoint, reason: end.reason, attempt, err: end.error === undefined ? undefined : errorMessage(end.error) };
       if (relistAtOnce) this.log.info(log, 'etcd watch revision compacted, re-listing');
       else {
-        this.outage.failed(log);
+        this.outage.failed(log, { problem: sessionEndProblem(end) });
         if (this.listedOnce) this.store.setStatus('stale', `${end.reason}: ${log.err ?? 'no detail'}`);
         else this.store.setConnectingReason(`${end.reason}: ${log.err ?? 'no detail'}`);
         endpointIndex += 1;
