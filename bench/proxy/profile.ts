@@ -329,8 +329,14 @@ try {
 } finally {
   // SIGTERM, not SIGKILL: nginx's master stops its worker on it, where a killed master leaves the worker
   // running (BENCH_BACKENDS=nginx), its ports bound and this process's stdout pipe open, so that the
-  // benchmark never exited. Waited for, so that the profiles folder is removed after nginx has left it.
-  await Promise.all(children.filter((child) => child.exitCode === null && child.signalCode === null).map((child) => new Promise((resolve) => child.once('exit', resolve).kill('SIGTERM'))));
+  // benchmark never exited. Waited for, so that the profiles folder is removed after nginx has left it;
+  // one that has not left 10 s later is killed.
+  const stopped = (child: (typeof children)[number]) =>
+    new Promise((resolve) => {
+      child.once('exit', resolve).kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+    });
+  await Promise.all(children.filter((child) => child.exitCode === null && child.signalCode === null).map(stopped));
   await baseline?.remove();
   if (process.env.BENCH_KEEP) process.stdout.write(`\nProfiles kept in ${dir}\n`);
   else await rm(dir, { recursive: true, force: true });
