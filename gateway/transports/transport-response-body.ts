@@ -22,7 +22,7 @@ export function countBodyBytes(context: GatewayContext, sink: Writable, length: 
  * itself, or the encoder of a gRPC-Web call's translated answer (`GrpcWebTranslation.startBody`) or the one the route's `responseEncoder` chose (which may edit `outgoing` first), or,
  * for a status an `errors` page stands for, the sink that drops the body, the page (not compressed)
  * already sent whole in its place (`sendErrorPage`); an encoder is piped into the response, its output counted in `bytesOut` (`countBodyBytes`);
- * with a `responseTapper` that watches this answer (never one whose body a page replaces), a pass-through
+ * with a `responseTapper` that watches this answer (one whose body a page replaces too: the tap then reads it on alone), a pass-through
  * in front of them that shows the tap each chunk as it goes by (never holding it back), and hands on
  * only the tap's `part` when it names one, the answer then sent with the part's status. Either is a writable with back-pressure: `write` returns false and
  * 'drain' follows once the client (through the encoder) took what it had. A response destroyed
@@ -32,7 +32,14 @@ export function countBodyBytes(context: GatewayContext, sink: Writable, length: 
 export function startResponseBody(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders): Writable {
   const response = context.response;
   const page = errorPageFor(context, status);
-  if (page) return sendErrorPage(context, status, outgoing, page);
+  if (page) {
+    // The client gets the page, but a cache inside the `errors` layer still keeps the upstream's own
+    // answer (a 404 stored for a minute), as nginx's cache keeps an error it intercepts: its hits then
+    // get the page in turn. Asked before the page's headers replace the answer's.
+    const pageTap = context.responseTapper?.(status, outgoing, context);
+    const drain = sendErrorPage(context, status, outgoing, page);
+    return pageTap === undefined ? drain : pipeTapped(pageTap, drain, context, pageTap.part ?? { status, start: 0, end: 0, length: Number.POSITIVE_INFINITY });
+  }
   const tap = context.responseTapper?.(status, outgoing, context);
   let answered = status;
   if (tap?.part !== undefined) {
@@ -103,15 +110,16 @@ function pipeEncoded(encoder: Transform, response: ClientResponse, outcome: Gate
  * once the whole body went through it, before a response still open is ended (so it is settled
  * before the client can see the end); its `abort` when the response closed before the client's
  * answer was done and nothing reads on for the tap (`readsOnWithoutClient`), or when the transport
- * gives the body up (`stopTap`).
+ * gives the body up (`stopTap`). `part` is what of the body goes to `sink` (the tap's own by default;
+ * none of it, from a start past an end never reached, under an error page that answered already).
  */
-function pipeTapped(tap: ResponseBodyTap, sink: Writable, context: GatewayContext): Writable {
+function pipeTapped(tap: ResponseBodyTap, sink: Writable, context: GatewayContext, part = tap.part): Writable {
   const response = context.response;
   if (response.destroyed) {
     tap.abort();
     return sink;
   }
-  const tee = new TapPassing(tap, tap.part, context.outcome, sink === response);
+  const tee = new TapPassing(tap, part, context.outcome, sink === response);
   tee.once('error', (error) => response.destroy(error));
   tee.pipe(sink);
   response.once('close', () => {

@@ -2,10 +2,12 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
 import { refusingPort, http2Request, logOf, makeTempDir, removeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 const PAGE_5XX = '<h1>Something broke on our side</h1>';
 const PAGE_503 = '<h1>Back in a moment</h1>';
+const PAGE_404 = '<h1>No such page</h1>';
 
 describe('errors: custom error pages for upstream answers and the gateway’s own', () => {
   let backend: BackendProcess;
@@ -18,6 +20,7 @@ describe('errors: custom error pages for upstream answers and the gateway’s ow
     dir = await makeTempDir('sb-errors-');
     await writeFile(join(dir, '5xx.html'), PAGE_5XX);
     await writeFile(join(dir, '503.html'), PAGE_503);
+    await writeFile(join(dir, '404.html'), PAGE_404);
     const closedPort = await refusingPort();
     gateway = await startGateway(`
 entryPoints:
@@ -30,12 +33,15 @@ services:
   empty: {}
 middlewares:
   pages: { errors: { pages: { "5xx": ${join(dir, '5xx.html')}, "503": ${join(dir, '503.html')} } } }
+  not-found: { errors: { pages: { "404": ${join(dir, '404.html')} } } }
+  kept: { cache: { maxSize: 1MiB, defaultTtl: 1m } }
 routes:
   - { name: api, path: /api, service: api, middlewares: [pages] }
   - { name: plain, path: /plain, service: api }
   - { name: refused, path: /refused, service: refused, middlewares: [pages] }
   - { name: empty, path: /empty, service: empty, middlewares: [pages] }
   - { name: trickle, path: /trickle, service: api, middlewares: [pages], timeouts: { idleBody: 2s } }
+  - { name: cached, path: /cached, service: api, middlewares: [not-found, kept] }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'api')?.instances.length === 1, { message: 'the api service to list its instance' });
@@ -108,5 +114,24 @@ routes:
       const answer = await sendRequest(gateway.port, path, { method: 'HEAD' });
       expect([answer.status, answer.body, answer.headers['content-type']]).toEqual([path.startsWith('/api') ? 500 : 503, '', 'text/html; charset=utf-8']);
     }
+  });
+
+  it("stores an upstream's storable 404 in a cache the errors layer is around, as nginx's cache keeps an error it intercepts: the hits get the page too, and the upstream is asked once", async () => {
+    const requestsOf = async () => (await admin.services()).find((service) => service.name === 'api')!.instances[0]!.requests;
+    const before = await requestsOf();
+    const miss = await sendRequest(gateway.port, '/cached/status/404');
+    expect([miss.status, miss.body, miss.headers['x-cache-status']]).toEqual([404, PAGE_404, 'MISS']);
+    // The client had its page on the upstream's head; the upstream's body is read on into the cache behind it.
+    await waitFor(async () => sampleValue(await admin.metrics(), 'switchboard_cache_entries', { middleware: 'kept' }) === 1, { message: 'the 404 stored' });
+    const hit = await sendRequest(gateway.port, '/cached/status/404');
+    expect([hit.status, hit.body, hit.headers['x-cache-status'], hit.headers['content-type']]).toEqual([404, PAGE_404, 'HIT', 'text/html; charset=utf-8']);
+    const overHttp2 = await http2Request(gateway.port, '/cached/status/404');
+    expect([overHttp2.status, overHttp2.body, overHttp2.headers['x-cache-status']]).toEqual([404, PAGE_404, 'HIT']);
+    // An HTTP/2 client's miss, its stream answered on the head, stores the answer too.
+    const h2Miss = await http2Request(gateway.port, '/cached/h2/status/404');
+    expect([h2Miss.status, h2Miss.body, h2Miss.headers['x-cache-status']]).toEqual([404, PAGE_404, 'MISS']);
+    await waitFor(async () => sampleValue(await admin.metrics(), 'switchboard_cache_entries', { middleware: 'kept' }) === 2, { message: 'the HTTP/2 miss stored' });
+    expect((await sendRequest(gateway.port, '/cached/h2/status/404')).headers['x-cache-status']).toBe('HIT');
+    expect((await requestsOf()) - before).toBe(2);
   });
 });
