@@ -95,9 +95,9 @@ export class Http1Connections {
     this.openCount += 1;
   }
 
-  /** A response closed: it is no longer in flight, nor open on its connection; one not tracked (or already forgotten) is ignored. */
-  closed(response: ServerResponse): void {
-    const open = (response.req.socket as TrackedSocket | null)?.[CONNECTION]?.open;
+  /** A response on `socket` closed: it is no longer in flight, nor open on its connection; one not tracked (or already forgotten) is ignored. */
+  closed(response: ServerResponse, socket: Duplex): void {
+    const open = (socket as TrackedSocket)[CONNECTION]?.open;
     const index = open?.indexOf(response) ?? -1;
     if (open === undefined || index < 0) return;
     this.openCount -= 1;

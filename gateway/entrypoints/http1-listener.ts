@@ -6,6 +6,7 @@ import { CLOSE_WATCHER, type ClientRequest, type ClientResponse, type WatchedRes
 import { connectionOf, connectionStateOf, Http1Connections } from './http1-connections.ts';
 import {
   answerHoldingSocket,
+  linger,
   lingerAfterLastAnswer,
   refuseConnect,
   refuseConnection,
@@ -78,12 +79,41 @@ function dispatchLater(listener: GatewayListener, handlers: ListenerHandlers, re
 const CONNECTIONS = Symbol('switchboard.connections');
 /** Set on a response once it has been handed to the gateway (dispatched). */
 const DISPATCHED = Symbol('switchboard.dispatched');
-type ListenedResponse = ServerResponse & { [CONNECTIONS]?: Http1Connections; [DISPATCHED]?: boolean };
+/** Where a response holds its connection's socket: Node lets go of it (`req.socket` null) before the 'close' of an answer sent whole before its request's body. */
+const SOCKET = Symbol('switchboard.socket');
+type ListenedResponse = ServerResponse & { [CONNECTIONS]?: Http1Connections; [DISPATCHED]?: boolean; [SOCKET]?: Socket };
 
 /** Every response's 'close' listener (`this` is the response); it also tells the upstream attempt, which then needs none of its own. */
 function onResponseClose(this: ListenedResponse & WatchedResponse): void {
-  this[CONNECTIONS]?.closed(this);
+  const socket = this[SOCKET]!;
+  this[CONNECTIONS]?.closed(this, socket);
   this[CLOSE_WATCHER]?.clientClosed();
+  if (this.writableFinished && !this.req.complete) dropBodyLeftUnread(this.req, socket);
+}
+
+/**
+ * A request answered whole while its body still comes, and nobody reads it any more (an upstream
+ * that answered 413 or 401 before reading an upload, and closed): its rest is read and dropped and
+ * the connection closes, lingering, as after the gateway's own answers (`closingUnreadBody`) and as
+ * nginx discards it. Left paused, the socket was read no more: a client that sends its whole body
+ * before it reads the answer (Python's http.client, requests) waited for `requestTimeout` (5 min)
+ * and then got a reset instead of the 413, and the request counted as in flight meanwhile, holding a
+ * drain to its deadline. A body the gateway already drops or lingers after (`droppingBody`, `closing`) is left to that.
+ */
+function dropBodyLeftUnread(request: IncomingMessage, socket: Socket): void {
+  if (socket.destroyed) return;
+  const state = connectionStateOf(socket);
+  if (state.closing || state.droppingBody === request) return;
+  // Node's parser reads on: a request pipelined behind the body must go nowhere (RFC 9112 §9.6).
+  state.closing = true;
+  // Node's own discard of a body nobody consumed (its `resOnFinish`): the parser then drops what
+  // comes instead of pushing it into a request its upstream attempt may have destroyed, which
+  // would pause the socket again; the request let go of the socket (`req.socket` null), so the
+  // socket is resumed here.
+  request.unpipe();
+  (request as IncomingMessage & { _dump?: () => void })._dump?.();
+  socket.resume();
+  linger(socket);
 }
 
 /**
@@ -106,6 +136,7 @@ export class GatewayListener {
       if (connectionOf(request.socket)?.closing === true) return this.skip(request);
       this.connections.track(response);
       (response as ListenedResponse)[CONNECTIONS] = this.connections;
+      (response as ListenedResponse)[SOCKET] = request.socket as Socket;
       (response as WatchedResponse)[CLOSE_WATCHER] = null;
       // A response closes once: `on` with one shared function instead of `once` with a closure per request.
       response.on('close', onResponseClose);

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -290,4 +290,50 @@ routes:
     const growthMiB = (after.peak - before.rss) / MiB;
     expect(growthMiB, `peak RSS grew by ${growthMiB.toFixed(0)} MiB`).toBeLessThan(100);
   }, 120_000);
+});
+
+describe('an upload an instance answers before reading it', () => {
+  let backend: NetServer;
+  let gateway: GatewayProcess;
+
+  beforeAll(async () => {
+    // As nginx's client_max_body_size: 413 on the head, then the connection closed, lingering (what
+    // comes of the body read and dropped) so that the answer is not lost to a reset.
+    backend = createNetServer((socket) => {
+      socket.once('data', () => socket.end('HTTP/1.1 413 Payload Too Large\r\ncontent-type: text/plain\r\ncontent-length: 9\r\nconnection: close\r\n\r\ntoo large'));
+      socket.on('data', () => undefined);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:{{adminPort}}
+services:
+  early: { instances: [127.0.0.1:${(backend.address() as { port: number }).port}], healthCheck: false }
+routes:
+  - { path: /early, service: early }
+`);
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await new Promise((resolve) => backend?.close(resolve));
+  });
+
+  it('reads and drops the rest of the body, then closes, so a client that sends its whole body before reading gets the 413, as from nginx itself', async () => {
+    const size = 20 * MiB;
+    const socket = connect(gateway.port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (received += chunk));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.write(`POST /early/upload HTTP/1.1\r\nHost: gateway\r\nContent-Length: ${size}\r\n\r\n`);
+    // Python's http.client and requests send the whole body before they read the answer: the gateway
+    // stopped reading once the instance had answered, and the client's writes waited for requestTimeout (5 min), then a reset.
+    const sent = new Promise<string>((resolve) => socket.end(Buffer.alloc(size, 'x'), () => resolve('sent')));
+    const outcome = await Promise.race([sent, new Promise<string>((resolve) => setTimeout(resolve, 10_000, 'stalled'))]);
+    expect(outcome, await logOf(gateway.process)).toBe('sent');
+    await closed;
+    expect(received).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n[\s\S]*\r\n\r\ntoo large$/);
+    expect(await accessLineOf(gateway.process, '/early/upload')).toMatchObject({ status: 413 });
+  });
 });
