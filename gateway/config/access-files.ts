@@ -17,12 +17,14 @@ export interface VerificationKey {
 export class KeyMaterial {
   readonly #secret: Uint8Array | undefined;
   readonly #publicKeys: readonly VerificationKey[];
+  readonly #skippedKeys: readonly SkippedKey[];
   /** SHA-256 over every file read: changed contents under the same paths are changed settings. */
   readonly sha256: string;
 
-  constructor(secret: Uint8Array | undefined, publicKeys: readonly VerificationKey[], digest: string) {
+  constructor(secret: Uint8Array | undefined, publicKeys: readonly VerificationKey[], digest: string, skippedKeys: readonly SkippedKey[] = []) {
     this.#secret = secret;
     this.#publicKeys = publicKeys;
+    this.#skippedKeys = skippedKeys;
     this.sha256 = digest;
   }
 
@@ -31,10 +33,23 @@ export class KeyMaterial {
     return this.#secret;
   }
 
-  /** Public keys from `publicKeyFiles`, in file order. */
+  /** Public keys from `publicKeyFiles`, in file order; without the skipped ones. */
   get publicKeys(): readonly VerificationKey[] {
     return this.#publicKeys;
   }
+
+  /** The keys of `publicKeyFiles` jose does not verify with, left out beside usable keys of the same file. */
+  get skippedKeys(): readonly SkippedKey[] {
+    return this.#skippedKeys;
+  }
+}
+
+/** A key file's key that jose does not verify with (`joseRefusal`), skipped because its file holds usable ones too. */
+export interface SkippedKey {
+  readonly file: string;
+  /** Its `kid`, or its place in the file. */
+  readonly key: string;
+  readonly reason: string;
 }
 
 /** A problem with one key file, at the key path that names it. */
@@ -73,24 +88,28 @@ export function readAccessFiles(config: GatewayConfig, configPath: string): { co
       }
     }
     const publicKeys: VerificationKey[] = [];
+    const skippedKeys: SkippedKey[] = [];
     publicKeyFiles.forEach((file, index) => {
       const absolute = resolve(base, file);
       try {
         const text = readFileSync(absolute, 'utf8');
         digest.update(text);
         const keys = parseKeyFile(text);
-        keys.forEach(({ key, kid }, position) => {
-          const refusal = joseRefusal(key);
-          const which = kid !== undefined ? `the key "${kid}"` : keys.length > 1 ? `key ${position + 1}` : 'the key';
-          if (refusal) issues.push({ path: [...at, 'publicKeyFiles', index], message: `${absolute}: ${which} cannot verify tokens: ${refusal}` });
+        const refused: SkippedKey[] = [];
+        keys.forEach((entry, position) => {
+          const reason = joseRefusal(entry.key);
+          if (reason === undefined) return void publicKeys.push(entry);
+          refused.push({ file: absolute, key: entry.kid !== undefined ? `the key "${entry.kid}"` : keys.length > 1 ? `key ${position + 1}` : 'the key', reason });
         });
-        publicKeys.push(...keys);
+        // Beside a usable key, such a key is skipped (a JWKS saved from a provider may hold a legacy one); a file of nothing else is a mistake.
+        if (refused.length < keys.length) skippedKeys.push(...refused);
+        else for (const { key, reason } of refused) issues.push({ path: [...at, 'publicKeyFiles', index], message: `${absolute}: ${key} cannot verify tokens: ${reason}` });
       } catch (error) {
         const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
         issues.push({ path: [...at, 'publicKeyFiles', index], message: `${absolute}: not a usable public key, certificate, JWK or JWKS (${reason})` });
       }
     });
-    const keys = new KeyMaterial(secret, publicKeys, digest.digest('hex'));
+    const keys = new KeyMaterial(secret, publicKeys, digest.digest('hex'), skippedKeys);
     middlewares.set(name, { kind: 'jwtAuth', settings: { ...definition.settings, keys } });
   }
   return { config: { ...config, middlewares }, issues };
@@ -101,9 +120,10 @@ const MIN_RSA_BITS = 2_048;
 
 /**
  * Why jose refuses to verify with `key` whatever the algorithm, or undefined when it does not. jose
- * says so only when a token comes (a TypeError, not a bad signature), which ended the search of a
- * token without a kid through the keys as `invalid-token`; so such a key is told apart when read:
- * a key file holding one is refused, a JWKS key is skipped.
+ * says so only when a token comes (an error other than a bad signature: a TypeError, or on Node 20
+ * and 24 a different error or DOMException for RSA-PSS and Ed448), which ended the search of a token
+ * without a kid through the keys as `invalid-token`; so such a key is told apart when read and
+ * skipped, in a key file beside usable keys and in the JWKS; a key file of no other key is refused.
  */
 export function joseRefusal(key: KeyObject): string | undefined {
   const type = key.asymmetricKeyType;

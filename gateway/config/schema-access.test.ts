@@ -76,17 +76,28 @@ forwarding: { trustedProxies: [loopback] }
     expect(JSON.stringify(settings)).not.toContain('ssss');
   });
 
-  it('refuses a key file holding a key jose would not verify with, naming the file, the key and why', () => {
+  it('refuses a key file holding no key jose would verify with, naming the file, the key and why, and skips such a key beside a usable one', () => {
     const dir = makeTempDirSync('sb-access-');
     const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
     const strong = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
     writeFileSync(join(dir, 'weak.pem'), weak.export({ format: 'pem', type: 'spki' }));
-    writeFileSync(join(dir, 'keys.json'), JSON.stringify({ keys: [{ ...strong.export({ format: 'jwk' }), kid: 'current' }, { ...weak.export({ format: 'jwk' }), kid: 'legacy' }] }));
+    writeFileSync(join(dir, 'legacy.json'), JSON.stringify({ keys: [{ ...weak.export({ format: 'jwk' }), kid: 'legacy' }, { ...weak.export({ format: 'jwk' }) }] }));
+    writeFileSync(join(dir, 'keys.json'), JSON.stringify({ keys: [{ ...strong.export({ format: 'jwk' }), kid: 'current' }, { ...weak.export({ format: 'jwk' }), kid: 'legacy' }, { ...weak.export({ format: 'jwk' }) }] }));
     writeFileSync(join(dir, 'ed448.pem'), generateKeyPairSync('ed448').publicKey.export({ format: 'pem', type: 'spki' }));
     const file = join(dir, 'gateway.yaml');
-    const message = refusal(`middlewares: { j: { jwtAuth: { algorithms: [RS256, EdDSA], publicKeyFiles: [weak.pem, keys.json, ed448.pem] } } }`, file);
+    const message = refusal(`middlewares: { j: { jwtAuth: { algorithms: [RS256, EdDSA], publicKeyFiles: [weak.pem, legacy.json, ed448.pem, keys.json] } } }`, file);
     expect(message).toContain(`middlewares.j.jwtAuth.publicKeyFiles.0 (line 1): ${join(dir, 'weak.pem')}: the key cannot verify tokens: an RSA key of 1024 bits (jose verifies with 2048 bits or more)`);
-    expect(message).toContain(`middlewares.j.jwtAuth.publicKeyFiles.1 (line 1): ${join(dir, 'keys.json')}: the key "legacy" cannot verify tokens: an RSA key of 1024 bits`);
+    expect(message).toContain(`middlewares.j.jwtAuth.publicKeyFiles.1 (line 1): ${join(dir, 'legacy.json')}: the key "legacy" cannot verify tokens: an RSA key of 1024 bits`);
+    expect(message).toContain(`middlewares.j.jwtAuth.publicKeyFiles.1 (line 1): ${join(dir, 'legacy.json')}: key 2 cannot verify tokens: an RSA key of 1024 bits`);
     expect(message).toContain(`middlewares.j.jwtAuth.publicKeyFiles.2 (line 1): ${join(dir, 'ed448.pem')}: the key cannot verify tokens: an Ed448 key (jose verifies EdDSA with Ed25519 keys only)`);
+    expect(message).not.toContain('keys.json');
+    // A JWKS file that holds a usable key loads it and skips the others, as the same document from a JWKS URL does.
+    const settings = parseConfig(file, `middlewares: { j: { jwtAuth: { algorithms: [RS256], publicKeyFiles: [keys.json] } } }`).middlewares.get('j');
+    const keys = settings?.kind === 'jwtAuth' ? settings.settings.keys : undefined;
+    expect(keys?.publicKeys.map(({ kid, key }) => [kid, key.asymmetricKeyDetails?.modulusLength])).toEqual([['current', 2048]]);
+    expect(keys?.skippedKeys).toEqual([
+      { file: join(dir, 'keys.json'), key: 'the key "legacy"', reason: 'an RSA key of 1024 bits (jose verifies with 2048 bits or more)' },
+      { file: join(dir, 'keys.json'), key: 'key 3', reason: 'an RSA key of 1024 bits (jose verifies with 2048 bits or more)' },
+    ]);
   });
 });

@@ -53,9 +53,11 @@ describe('JWT authentication in the running gateway', () => {
   let es: { privateKey: CryptoKey; publicKey: CryptoKey };
   let rotated1: { privateKey: CryptoKey; publicKey: CryptoKey };
   let rotated2: { privateKey: CryptoKey; publicKey: CryptoKey };
-  /** RSA keys of the `kidless` provider: the one it signs with at start, the one it rotates in, and one it never publishes. */
-  let rsa: Record<'old' | 'next' | 'stranger', { privateKey: CryptoKey; publicKey: CryptoKey }>;
+  /** RSA keys of the `kidless` provider: the one it signs with at start, the one it rotates in, one it never publishes, and the one of its saved key file. */
+  let rsa: Record<'old' | 'next' | 'stranger' | 'saved', { privateKey: CryptoKey; publicKey: CryptoKey }>;
   let esPem: string;
+  /** The folder of the key files. */
+  let dir: string;
 
   const sign = (alg: 'HS256' | 'ES256', claims: Record<string, unknown> = {}, options: { exp?: number; aud?: string; kid?: string; key?: CryptoKey } = {}) => {
     const jwt = new SignJWT({ role: 'ops', jti: randomUUID(), ...claims })
@@ -80,16 +82,18 @@ describe('JWT authentication in the running gateway', () => {
     [api, admin] = await Promise.all([startBackend({ name: 'api' }), startBackend({ name: 'admin' })]);
     [es, rotated1, rotated2] = await Promise.all([generateKeyPair('ES256', { extractable: true }), generateKeyPair('ES256', { extractable: true }), generateKeyPair('RS256', { extractable: true })]);
     esPem = await exportSPKI(es.publicKey);
-    const [old, next, stranger] = await Promise.all([0, 1, 2].map(() => generateKeyPair('RS256', { extractable: true })));
-    rsa = { old: old!, next: next!, stranger: stranger! };
+    const [old, next, stranger, saved] = await Promise.all([0, 1, 2, 3].map(() => generateKeyPair('RS256', { extractable: true })));
+    rsa = { old: old!, next: next!, stranger: stranger!, saved: saved! };
     jwks.keys = [{ ...(await exportJWK(rotated1.publicKey)), kid: 'k1', use: 'sig', alg: 'ES256' }];
     // Before its signing key, a key of 1024 bits that jose does not verify with.
     const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
     kidlessJwks.keys = [{ ...weak, kid: 'legacy-1024', use: 'sig' } as JWK, { ...(await exportJWK(rsa.old.publicKey)), use: 'sig' }];
     await Promise.all([jwks.start(), kidlessJwks.start()]);
-    const dir = await makeTempDir('sb-jwt-');
+    dir = await makeTempDir('sb-jwt-');
     await writeFile(join(dir, 'hs.secret'), `${SECRET}\n`);
     await writeFile(join(dir, 'es256.pem'), esPem);
+    // A JWKS saved to a file with a legacy key jose does not verify with beside a usable one.
+    await writeFile(join(dir, 'saved.json'), JSON.stringify({ keys: [{ ...weak, kid: 'legacy-file' }, await exportJWK(rsa.saved.publicKey)] }));
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: 127.0.0.1:{{adminPort}}
@@ -118,6 +122,7 @@ middlewares:
   kidless:
     jwtAuth:
       algorithms: [RS256]
+      publicKeyFiles: [${join(dir, 'saved.json')}]
       jwks: { url: "http://127.0.0.1:${kidlessJwks.port}/keys", refresh: 1h, cooldown: ${KIDLESS_COOLDOWN_MS}ms, timeout: 2s }
 routes:
   - { name: admin, path: /admin, service: admin, middlewares: [jwt] }
@@ -228,6 +233,14 @@ routes:
     await waitFor(async () => warning.test(await logOf(gateway.process)), { timeoutMs: 5_000, message: 'the warning about the skipped key' });
     const line = (await logOf(gateway.process)).split('\n').find((entry) => warning.test(entry));
     expect(line).toContain(`"url":"http://127.0.0.1:${kidlessJwks.port}/keys","keys":[{"kid":"legacy-1024","reason":"an RSA key of 1024 bits (jose verifies with 2048 bits or more)"}]`);
+  });
+
+  it('skips a key file key jose does not verify with beside a usable one, saying which and why, and verifies with the usable one', async () => {
+    expect(await kidless(rsa.saved.privateKey)).toBe(200);
+    const warning = /key file keys skipped: jose does not verify with them/;
+    await waitFor(async () => warning.test(await logOf(gateway.process)), { timeoutMs: 5_000, message: 'the warning about the skipped key' });
+    const line = (await logOf(gateway.process)).split('\n').find((entry) => warning.test(entry));
+    expect(line).toContain(`"keys":[{"file":"${join(dir, 'saved.json')}","key":"the key \\"legacy-file\\"","reason":"an RSA key of 1024 bits (jose verifies with 2048 bits or more)"}]`);
   });
 
   it('fetches the JWKS again, at most once per cooldown, for a token without a kid that no key verifies: a key the provider rotated in passes', async () => {
