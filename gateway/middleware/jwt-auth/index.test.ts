@@ -201,6 +201,16 @@ describe('jwtAuth', () => {
       ]);
     });
 
+    it('is checked after a fetch against a key it did not fit before, whose alg the provider has corrected', async () => {
+      const { current } = keys;
+      const jwk: Record<string, unknown> = { ...current.publicKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS384' };
+      const idpJwks = jwksServing({ keys: [jwk] });
+      server = await serveMiddleware([jwtAuth(settingsWith({ algorithms: ['RS256'], jwks: idpJwks.settings }), { fetch: idpJwks.fetch })]);
+      expect(await outcomeOf(server, await kidless(current.privateKey))).toEqual([401, 'unknown-key']);
+      delete jwk.alg;
+      expect(await outcomeOf(server, await kidless(current.privateKey))).toEqual([200, undefined]);
+    });
+
     it('is verified by a key file without waiting for a JWKS that does not answer', async () => {
       const { file, old } = keys;
       const fetch = (() => new Promise<Response>(() => {})) as typeof globalThis.fetch;

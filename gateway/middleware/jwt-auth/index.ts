@@ -88,10 +88,12 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
     for (const { key } of fittingKeys(fileKeys, alg)) yield key;
     if (!jwks) return;
     const known = await jwks.current();
-    for (const { key } of fittingKeys(known, alg)) yield key;
+    const tried = fittingKeys(known, alg);
+    for (const { key } of tried) yield key;
     const fetched = await jwks.refreshIfCooledDown();
     if (fetched === known) return;
-    for (const { key } of fittingKeys(fetched, alg)) if (!known.some((tried) => tried.key.equals(key))) yield key;
+    // Only against the keys tried: a key that did not fit before (its `alg` corrected since) is new to this token.
+    for (const { key } of fittingKeys(fetched, alg)) if (!tried.some((before) => before.key.equals(key))) yield key;
   }
   /**
    * A key getter for one verification; `usedStandIn` tells whether a key without the token's kid was
