@@ -74,5 +74,17 @@ describe('GrpcWebAnswerBody', () => {
     await new Promise((resolve) => body.write(messages.subarray(7), resolve));
     expect(body.betweenMessages).toBe(true);
   });
+
+  it('counts what waits unencoded behind a client that reads slowly: a message begun there is not between two', () => {
+    // Nobody reads: the first message fills the output, and the start of the next waits in the input.
+    const body = new GrpcWebAnswerBody(false);
+    const second = grpcWebFrame(0, Buffer.alloc(20_000, 0x62));
+    body.write(grpcWebFrame(0, Buffer.alloc(20_000, 0x61)));
+    body.write(second.subarray(0, 100));
+    expect(body.writableLength).toBeGreaterThan(100);
+    expect(body.betweenMessages).toBe(false);
+    body.write(second.subarray(100));
+    expect(body.betweenMessages).toBe(true);
+  });
 });
 

@@ -18,6 +18,8 @@ export class GrpcWebTextDecoder extends Transform {
   }
 }
 
+type WriteCallback = (error?: Error | null) => void;
+
 /**
  * The body of a gRPC answer on its way to a gRPC-Web client: messages pass as they come (in base64
  * for `-text`, each chunk encoded on its own with its own padding, as Envoy does, so that a
@@ -27,7 +29,11 @@ export class GrpcWebTextDecoder extends Transform {
  */
 export class GrpcWebAnswerBody extends Transform {
   private trailers: OutgoingHttpHeaders | undefined = undefined;
-  /** Follows the message frames (gRPC's framing is gRPC-Web's) to know whether the body stands between two. */
+  /**
+   * Follows the message frames (gRPC's framing is gRPC-Web's) of every byte written, encoded yet or
+   * not, to know whether the body stands between two: behind a client that reads slowly, chunks wait
+   * unencoded, and a trailer frame `end` appends comes after them.
+   */
   private readonly frames = new GrpcWebTrailerReader('application/grpc');
 
   constructor(readonly text: boolean) {
@@ -39,13 +45,17 @@ export class GrpcWebAnswerBody extends Transform {
     this.trailers = trailers;
   }
 
-  /** Whether what went through ends between two messages, so that a trailer frame appended reads as one. */
+  /** Whether what was written ends between two messages, so that a trailer frame appended reads as one. */
   get betweenMessages(): boolean {
     return this.frames.mayAppendTrailers;
   }
 
+  override write(chunk: string | Uint8Array, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    this.frames.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+    return super.write(chunk, encoding as BufferEncoding, callback);
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.frames.push(chunk);
     done(null, this.encoded(chunk));
   }
 
