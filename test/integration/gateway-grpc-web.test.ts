@@ -210,6 +210,17 @@ routes:
     expect(await admin.instance('translated', 'grpcio')).toMatchObject({ health: { state: 'healthy' } });
   });
 
+  it('with grpcWeb, a translated call the instance fails (UNAVAILABLE, as plain gRPC) counts against it as grpc-error, never as grpc-web-unsupported', async () => {
+    const errorsOf = async (errorClass: string) => sampleValue(await admin.metrics(), 'switchboard_upstream_errors_total', { service: 'translated', class: errorClass }) ?? 0;
+    const before = { instance: (await admin.instance('translated', 'grpcio'))!.errors, grpcErrors: await errorsOf('grpc-error') };
+    const answer = await http1Call(gateway.port, 'translated', 'SayUnavailable', 'application/grpc-web+proto', 'failing');
+    expect(answer.headers['content-type']).toBe('application/grpc-web+proto');
+    expect(readAnswer('application/grpc-web+proto', answer)).toMatchObject({ trailers: { 'grpc-status': '14', 'grpc-message': 'overloaded' } });
+    await waitFor(async () => (await errorsOf('grpc-error')) === before.grpcErrors + 1, { timeoutMs: 5_000, message: 'the UNAVAILABLE counted as grpc-error' });
+    expect((await admin.instance('translated', 'grpcio'))!.errors).toBe(before.instance + 1);
+    expect(await errorsOf('grpc-web-unsupported')).toBe(0);
+  });
+
   it('without grpcWeb, ten calls the server cannot read are relayed as they come, counted as grpc-web-unsupported against no instance, and warned about once', async () => {
     for (let call = 0; call < 10; call += 1) {
       const answer = await http1Call(gateway.port, 'untranslated', 'SayHello', 'application/grpc-web+proto', 'browser');
