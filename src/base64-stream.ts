@@ -14,17 +14,17 @@ export class Base64Stream {
     const all = this.pending + text;
     const whole = all.length - (all.length % 4);
     this.pending = all.slice(whole);
+    // Each run is written into one buffer: joined as they came, a body of padded groups
+    // ("AA==AA==…") cost time in the square of its length.
+    const decoded = Buffer.allocUnsafe((whole / 4) * 3);
+    let length = 0;
     let start = 0;
-    let decoded: Buffer | undefined;
     while (start < whole) {
       const padding = all.indexOf('=', start);
       const end = padding === -1 || padding >= whole ? whole : padding + 4 - (padding % 4);
-      const run = Buffer.from(all.slice(start, end), 'base64');
-      decoded = decoded === undefined ? run : Buffer.concat([decoded, run]);
+      length += decoded.write(all.slice(start, end), length, 'base64');
       start = end;
     }
-    return decoded ?? EMPTY;
+    return decoded.subarray(0, length);
   }
 }
-
-const EMPTY = Buffer.alloc(0);
