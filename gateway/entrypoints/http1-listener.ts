@@ -98,14 +98,15 @@ function onResponseClose(this: ListenedResponse & WatchedResponse): void {
  * nginx discards it. Left paused, the socket was read no more: a client that sends its whole body
  * before it reads the answer (Python's http.client, requests) waited for `requestTimeout` (5 min)
  * and then got a reset instead of the 413, and the request counted as in flight meanwhile, holding a
- * drain to its deadline. A body the gateway already drops or lingers after (`droppingBody`, `closing`) is left to that.
+ * drain to its deadline. A body the gateway already drops (`droppingBody`) is left to that. A
+ * connection already closing after this answer (a drain's `connection: close`) lingers already,
+ * but a body an upstream attempt stopped reading still has to be read on there: the linger's idle
+ * timeout otherwise reset it 5 s later.
  */
 function dropBodyLeftUnread(request: IncomingMessage, socket: Socket): void {
   if (socket.destroyed) return;
   const state = connectionStateOf(socket);
-  if (state.closing || state.droppingBody === request) return;
-  // Node's parser reads on: a request pipelined behind the body must go nowhere (RFC 9112 §9.6).
-  state.closing = true;
+  if (state.droppingBody === request) return;
   // Node's own discard of a body nobody consumed (its `resOnFinish`): the parser then drops what
   // comes instead of pushing it into a request its upstream attempt may have destroyed, which
   // would pause the socket again; the request let go of the socket (`req.socket` null), so the
@@ -113,6 +114,13 @@ function dropBodyLeftUnread(request: IncomingMessage, socket: Socket): void {
   request.unpipe();
   (request as IncomingMessage & { _dump?: () => void })._dump?.();
   socket.resume();
+  if (state.closing) return;
+  // Node's parser reads on: a request pipelined behind the body must go nowhere (RFC 9112 §9.6).
+  state.closing = true;
+  // An answer that ends the connection anyway (the client's `Connection: close`, as Python's
+  // urllib.request sends, or HTTP/1.0) had Node's `destroySoon` destroy the socket once its end is
+  // written, with the body still coming: a reset the client saw instead of the 413. It lingers too.
+  socket.removeListener('finish', socket.destroy);
   linger(socket);
 }
 

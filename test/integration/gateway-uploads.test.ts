@@ -2,13 +2,13 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { connect, createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { accessLineOf, logOf, makeTempDir, onPath, removeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { acceptsConnections, accessLineOf, logOf, makeTempDir, onPath, removeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const MiB = 1024 * 1024;
 
@@ -292,48 +292,130 @@ routes:
   }, 120_000);
 });
 
+/**
+ * Sends a request head and then `size` bytes of body, the whole of it before reading the answer as
+ * Python's http.client, requests and urllib.request do; resolves with 'sent' once all of it was
+ * written without a failure (a reset makes it 'failed EPIPE' or the like), or 'stalled' when the
+ * gateway no longer reads it, and with what the client received by the connection's close.
+ */
+async function uploadWhole(port: number, head: string, size: number, beforeRest?: (socket: Socket) => Promise<void>): Promise<{ outcome: string; received: string }> {
+  const socket = connect(port, '127.0.0.1');
+  let received = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => (received += chunk));
+  // Node's own client reads the answer as it writes: a reset that loses the answer for Python's is seen here as a failed write.
+  socket.on('error', () => undefined);
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  socket.write(head);
+  await beforeRest?.(socket);
+  const sent = new Promise<string>((resolve) => socket.end(Buffer.alloc(size, 'x'), (error?: NodeJS.ErrnoException | null) => resolve(error ? `failed ${error.code}` : 'sent')));
+  let stalled: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([sent, new Promise<string>((resolve) => (stalled = setTimeout(resolve, 10_000, 'stalled')))]);
+  clearTimeout(stalled);
+  await closed;
+  return { outcome, received };
+}
+
+/** A 413 the instance answers at once (`held`: when `release` is called) on the head, then closes, lingering, as nginx's client_max_body_size. */
+async function startEarlyAnswering(held = false): Promise<{ server: NetServer; port: number; release: () => void; reached: () => boolean }> {
+  let releases: (() => void)[] = [];
+  let released = !held;
+  let reached = false;
+  const server = createNetServer((socket) => {
+    socket.once('data', () => {
+      reached = true;
+      const answer = () => socket.end('HTTP/1.1 413 Payload Too Large\r\ncontent-type: text/plain\r\ncontent-length: 9\r\nconnection: close\r\n\r\ntoo large');
+      if (released) answer();
+      else releases.push(answer);
+    });
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const release = () => {
+    released = true;
+    for (const answer of releases) answer();
+    releases = [];
+  };
+  return { server, port: (server.address() as { port: number }).port, release, reached: () => reached };
+}
+
+const EARLY_ANSWER = /^HTTP\/1\.1 413 Payload Too Large\r\n[\s\S]*\r\n\r\ntoo large$/;
+
 describe('an upload an instance answers before reading it', () => {
-  let backend: NetServer;
+  let backend: Awaited<ReturnType<typeof startEarlyAnswering>>;
   let gateway: GatewayProcess;
 
   beforeAll(async () => {
     // As nginx's client_max_body_size: 413 on the head, then the connection closed, lingering (what
     // comes of the body read and dropped) so that the answer is not lost to a reset.
-    backend = createNetServer((socket) => {
-      socket.once('data', () => socket.end('HTTP/1.1 413 Payload Too Large\r\ncontent-type: text/plain\r\ncontent-length: 9\r\nconnection: close\r\n\r\ntoo large'));
-      socket.on('data', () => undefined);
-      socket.on('error', () => undefined);
-    });
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    backend = await startEarlyAnswering();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: 127.0.0.1:{{adminPort}}
 services:
-  early: { instances: [127.0.0.1:${(backend.address() as { port: number }).port}], healthCheck: false }
+  early: { instances: [127.0.0.1:${backend.port}], healthCheck: false }
 routes:
   - { path: /early, service: early }
 `);
   });
   afterAll(async () => {
     await gateway?.process.stop();
-    await new Promise((resolve) => backend?.close(resolve));
+    await new Promise((resolve) => backend?.server.close(resolve));
   });
 
   it('reads and drops the rest of the body, then closes, so a client that sends its whole body before reading gets the 413, as from nginx itself', async () => {
     const size = 20 * MiB;
-    const socket = connect(gateway.port, '127.0.0.1');
-    let received = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => (received += chunk));
-    const closed = new Promise((resolve) => socket.once('close', resolve));
-    socket.write(`POST /early/upload HTTP/1.1\r\nHost: gateway\r\nContent-Length: ${size}\r\n\r\n`);
     // Python's http.client and requests send the whole body before they read the answer: the gateway
     // stopped reading once the instance had answered, and the client's writes waited for requestTimeout (5 min), then a reset.
-    const sent = new Promise<string>((resolve) => socket.end(Buffer.alloc(size, 'x'), () => resolve('sent')));
-    const outcome = await Promise.race([sent, new Promise<string>((resolve) => setTimeout(resolve, 10_000, 'stalled'))]);
+    const { outcome, received } = await uploadWhole(gateway.port, `POST /early/upload HTTP/1.1\r\nHost: gateway\r\nContent-Length: ${size}\r\n\r\n`, size);
     expect(outcome, await logOf(gateway.process)).toBe('sent');
-    await closed;
-    expect(received).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n[\s\S]*\r\n\r\ntoo large$/);
+    expect(received).toMatch(EARLY_ANSWER);
     expect(await accessLineOf(gateway.process, '/early/upload')).toMatchObject({ status: 413 });
+  });
+
+  it('lingers as well after the answer to a client that asked to close (Python’s urllib.request, HTTP/1.0): no reset for the rest of its body', async () => {
+    const size = 20 * MiB;
+    // Node's server destroyed such a connection once the answer was written, the body still coming.
+    for (const [path, head] of [
+      ['/early/closing', `POST /early/closing HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nContent-Length: ${size}\r\n\r\n`],
+      ['/early/http10', `POST /early/http10 HTTP/1.0\r\nHost: gateway\r\nContent-Length: ${size}\r\n\r\n`],
+    ] as const) {
+      const { outcome, received } = await uploadWhole(gateway.port, head, size);
+      expect(outcome, `${path}\n${await logOf(gateway.process)}`).toBe('sent');
+      expect(received).toMatch(EARLY_ANSWER);
+      expect(await accessLineOf(gateway.process, path)).toMatchObject({ status: 413 });
+    }
+  });
+
+  it('reads and drops it too while draining, where the answer closes the connection anyway', async () => {
+    const held = await startEarlyAnswering(true);
+    const draining = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:{{adminPort}}
+shutdown: { drainTimeout: 30s }
+services:
+  early: { instances: [127.0.0.1:${held.port}], healthCheck: false }
+routes:
+  - { path: /early, service: early }
+`);
+    try {
+      const size = 20 * MiB;
+      // The drain begins while the instance reads the head: its 413 then goes out with the drain's
+      // `connection: close`, and the linger after it cut the unread upload 5 s later (a reset).
+      const { outcome, received } = await uploadWhole(draining.port, `POST /early/draining HTTP/1.1\r\nHost: gateway\r\nContent-Length: ${size + MiB}\r\n\r\n`, size, async (socket) => {
+        socket.write(Buffer.alloc(MiB, 'x'));
+        await waitFor(() => held.reached(), { message: 'the instance to have the request' });
+        process.kill(draining.process.pid!, 'SIGTERM');
+        // The listener closes its listening socket just after it marked the answers in flight to close their connections.
+        await waitFor(async () => !(await acceptsConnections(draining.port)), { message: 'the gateway to drain' });
+        held.release();
+      });
+      expect(outcome, await logOf(draining.process)).toBe('sent');
+      expect(received).toMatch(EARLY_ANSWER);
+    } finally {
+      await draining.process.stop();
+      await new Promise((resolve) => held.server.close(resolve));
+    }
   });
 });
