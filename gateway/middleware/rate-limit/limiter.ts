@@ -48,11 +48,11 @@ export interface Limiter {
    */
   seed?(key: string, level: number): void;
   /**
-   * Sets `key`'s count in the current quota window so that `level` (0 to 1) of the quota is left,
-   * as a local quota that stands in for a shared one does with the shared one's last reported count;
-   * limiters without a quota ignore it.
+   * Sets `key`'s count in the current quota window so that the share of `reported` left is left, as
+   * a local quota that stands in for a shared one does with the shared one's last reported state
+   * (only when it counted the same window); limiters without a quota ignore it.
    */
-  seedQuota?(key: string, level: number): void;
+  seedQuota?(key: string, reported: QuotaState): void;
 }
 
 /** A bucket's shape: `average` tokens per `periodMs` into a bucket of `burst`. */

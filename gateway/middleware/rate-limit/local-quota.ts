@@ -44,14 +44,14 @@ export class QuotaLimiter implements Limiter {
   }
 
   /**
-   * Sets `key`'s count in the current window so that `level` of the quota is left, rounded down (a
-   * share of what a shared quota has left, as a gateway's share of the limit is): a key over its
-   * quota in Redis is over it here too. A key with its whole quota left and no count is not stored.
+   * Sets `key`'s count in the current window so that the share of `reported` (a shared quota's state
+   * after a request) left is left here, rounded down (as a gateway's share of the limit is): a key
+   * over its quota in Redis is over it here too. A key with its whole quota left and no count is
+   * not stored.
    */
-  seedQuota(key: string, level: number): void {
+  seedQuota(key: string, reported: QuotaState): void {
     this.turnTo(this.wallClock());
-    // (The epsilon keeps a whole share whole: 29 / 100 of 100 is 28.999999999999996 in floating point.)
-    const used = this.quota.limit - Math.floor(Math.min(1, Math.max(0, level)) * this.quota.limit + 1e-9);
+    const used = this.quota.limit - shareLeft(reported.remaining, reported.limit, this.quota.limit);
     if (used === 0 && !this.counts.has(key)) return;
     this.store(key, used);
   }
@@ -85,4 +85,15 @@ export class QuotaLimiter implements Limiter {
   private state(count: number, resetMs: number): QuotaState {
     return { limit: this.quota.limit, remaining: Math.max(0, this.quota.limit - count), resetMs, windowMs: this.windowMs };
   }
+}
+
+/**
+ * floor(`remaining` / `limit` × `share`), exactly: in whole numbers (a quota may be any safe integer,
+ * so the product may pass 2^53 and is then taken in BigInt), `remaining` clamped to 0..`limit`.
+ */
+export function shareLeft(remaining: number, limit: number, share: number): number {
+  const left = Math.min(limit, Math.max(0, remaining));
+  const product = left * share;
+  if (product <= Number.MAX_SAFE_INTEGER) return (product - (product % limit)) / limit;
+  return Number((BigInt(left) * BigInt(share)) / BigInt(limit));
 }

@@ -1,4 +1,4 @@
-import type { LimitDecision, Limiter } from './limiter.ts';
+import type { LimitDecision, Limiter, QuotaState } from './limiter.ts';
 
 /**
  * The Redis fallback's local bucket sized for the number of gateways there are right now: the
@@ -28,8 +28,8 @@ export class PeerScaledLimiter implements Limiter {
   }
 
   /** Seeds the quota of the current size's limiter. */
-  seedQuota(key: string, level: number): void {
-    this.current().seedQuota?.(key, level);
+  seedQuota(key: string, reported: QuotaState): void {
+    this.current().seedQuota?.(key, reported);
   }
 
   private current(): Limiter {

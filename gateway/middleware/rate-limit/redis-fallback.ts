@@ -21,7 +21,7 @@ export interface RedisFallbackOptions {
   readonly mode: 'local' | 'allow' | 'deny';
   /**
    * The bucket used with `mode: local` (sized limit / gateways / workers). Each Redis answer seeds
-   * its key with the level Redis reported (`seed`, and `seedQuota` for its quota), so a fallback
+   * its key with the level Redis reported (`seed`, and `seedQuota` with its quota's state), so a fallback
    * starts from it, not full, and not with a fresh quota.
    */
   readonly local: Limiter;
@@ -117,7 +117,7 @@ export class RedisFallbackLimiter implements Limiter {
   private seedLocal(key: string, decision: LimitDecision): void {
     const { local } = this.options;
     if (decision.refusedBy !== 'quota') local.seed?.(key, decision.remaining / decision.limit);
-    if (decision.quota) local.seedQuota?.(key, decision.quota.remaining / decision.quota.limit);
+    if (decision.quota) local.seedQuota?.(key, decision.quota);
   }
 
   private decideWithout(key: string): LimitDecision | Promise<LimitDecision> {
