@@ -31,3 +31,30 @@ describe('QuotaLimiter.seedQuota', () => {
     expect(limiter.take('k')).toMatchObject({ allowed: true, quota: { remaining: left - 1 } });
   });
 });
+
+describe('QuotaLimiter.seedQuota and the window', () => {
+  const midnight = Date.UTC(2026, 11, 8);
+  it.each([
+    // Counted at 23:59:59.990, seeded at 00:00:00.005: yesterday's count.
+    ['an answer of the day before that arrives after midnight', midnight - 10, midnight + 5],
+    // A Redis clock 2 s behind this one: still yesterday there.
+    ['an answer from a Redis clock 2 s behind, 1 s after midnight', midnight - 1_000, midnight + 1_000],
+    // A Redis clock 2 s ahead: tomorrow there already, and its count is of tomorrow's window.
+    ['an answer from a Redis clock 2 s ahead, 1 s before midnight', midnight + 1_000, midnight - 1_000],
+  ])('ignores the count of another window than its own: %s', (_, redisNow, now) => {
+    const { clock, limiter } = quotaOf(5);
+    clock.now = now;
+    // A key Redis counted over its quota, in its window.
+    limiter.seedQuota('k', reported(10, 0, redisNow));
+    expect(limiter.take('k')).toMatchObject({ allowed: true, quota: { remaining: 4 } });
+  });
+
+  it('takes the count of its own window, with a Redis clock apart from its own', () => {
+    const { clock, limiter } = quotaOf(5);
+    for (const skewMs of [-60_000, 0, 60_000]) {
+      clock.now = NOON + skewMs;
+      limiter.seedQuota(`k${skewMs}`, reported(10, 0, NOON));
+      expect(limiter.take(`k${skewMs}`)).toMatchObject({ allowed: false, refusedBy: 'quota' });
+    }
+  });
+});

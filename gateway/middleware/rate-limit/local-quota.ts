@@ -46,11 +46,15 @@ export class QuotaLimiter implements Limiter {
   /**
    * Sets `key`'s count in the current window so that the share of `reported` (a shared quota's state
    * after a request) left is left here, rounded down (as a gateway's share of the limit is): a key
-   * over its quota in Redis is over it here too. A key with its whole quota left and no count is
-   * not stored.
+   * over its quota in Redis is over it here too. Only a count of the window counted here is taken:
+   * an answer from just before the window turned (or from a Redis clock apart from this one by less
+   * than half a window) that counted the one before, or the next, is ignored. A key with its whole
+   * quota left and no count is not stored.
    */
   seedQuota(key: string, reported: QuotaState): void {
-    this.turnTo(this.wallClock());
+    const now = this.wallClock();
+    // Redis' window ends at now + resetMs on its clock: the window that ends nearest to that is the one it counted.
+    if (Math.round((now + reported.resetMs) / this.windowMs) - 1 !== this.turnTo(now)) return;
     const used = this.quota.limit - shareLeft(reported.remaining, reported.limit, this.quota.limit);
     if (used === 0 && !this.counts.has(key)) return;
     this.store(key, used);

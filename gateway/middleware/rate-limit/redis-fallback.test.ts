@@ -199,8 +199,10 @@ describe('RedisFallbackLimiter', () => {
       take: async (key) => {
         if (!state.up) throw new Error('Command timed out');
         const remaining = left.get(key)!;
-        const quota = { limit: 10, remaining, resetMs: 1_000, windowMs: 86_400_000 };
-        if (remaining === 0) return { allowed: false, refusedBy: 'quota', limit: 10, remaining: 0, resetMs: 1_000, retryAfterMs: 1_000, delayMs: 0, quota };
+        // Its window, as the local one: the UTC day.
+        const resetMs = 86_400_000 - (Date.now() % 86_400_000);
+        const quota = { limit: 10, remaining, resetMs, windowMs: 86_400_000 };
+        if (remaining === 0) return { allowed: false, refusedBy: 'quota', limit: 10, remaining: 0, resetMs, retryAfterMs: resetMs, delayMs: 0, quota };
         return { ...decision(true, 4), quota };
       },
     };
