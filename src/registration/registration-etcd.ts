@@ -9,7 +9,6 @@ import type { WatchEndReason } from '../discovery/etcd/etcd-watch.ts';
 import { errorMessage } from '../errors.ts';
 import { componentLogger } from '../logger.ts';
 import { EtcdEntryWatch } from './registration-etcd-entry-watch.ts';
-import { EntryRepair } from './registration-entry-repair.ts';
 import { instanceEntry, Registration, REGISTRATION_BACKOFF, type RegisteredEntry } from './registration.ts';
 
 /** Options of an etcd registration. */
@@ -72,8 +71,6 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private leftTo: string | undefined;
 
   private readonly entry: RegisteredEntry<T>;
-  /** Puts the entry back after another client put a value gateways cannot read on our lease (`etcdctl put --ignore-lease`). */
-  private readonly repair = new EntryRepair(this.log, () => this.rewrite());
 
   constructor(private readonly options: EtcdRegistrationOptions<T>) {
     // The lease's TTL bounds deregistration: the key is gone after it anyway (1.4 s asked is a 2 s lease).
@@ -265,7 +262,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
         if (this.watches(watch)) this.log.warn({ key, lease: other }, 'registry entry put on another lease; leaving it (does another agent register the same id?)');
       },
       onPut: (value) => {
-        if (this.watches(watch) && this.desired) this.repair.found(key, value, this.entry.problem?.(value, this.desired));
+        if (this.watches(watch)) this.entryFound(key, value, this.entry);
       },
       onEnd: (reason, error, resumeRevision) => {
         if (this.entryWatch !== watch) return;
@@ -353,7 +350,6 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   }
 
   protected async release(): Promise<void> {
-    this.repair.cancel();
     // Detached before the client closes: etcd3 re-creates the stream of a closed client while a watcher is attached.
     await this.stopEntryWatch(ENTRY_WATCH_CANCEL_GRACE_MS);
     const client = await this.client?.catch(() => undefined);

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { encodeInstance } from '../discovery/instance-codec.ts';
 import type { Instance } from '../discovery/instance.ts';
 import { failQueuedRequests, type GuardedClient, type GuardedClientFactory } from '../zookeeper/guarded-client.ts';
 import { CLOSE_GRACE_MS } from '../zookeeper/index.ts';
@@ -40,10 +41,13 @@ class ScriptedClient implements GuardedClient {
   loseAnswersAfter = Number.POSITIVE_INFINITY;
   /** Blackholes the connection after this many answers, as a partition that starts mid-conversation. */
   partitionAfterAnswers = Number.POSITIVE_INFINITY;
-  /** Fails the next exists that arms a watch with this error code (a connection lost as it was sent). */
+  /** Fails the next exists or getData that arms a watch with this error code (a connection lost as it was sent). */
   failNextWatchWith: number | undefined;
   /** Runs once as the server handles the next setData, before it answers: another client's change that lands just before. */
   beforeNextSetData: (() => void) | undefined;
+  /** Answers of getData the test holds (`holdGetData`), to deliver late with `answerHeld`. */
+  holdGetData = false;
+  private readonly held: Callback[] = [];
   /** Watchers armed by exists, by path: armed only by an answer and fired once, as the library does. */
   private readonly watchers = new Map<string, Set<(event: unknown) => void>>();
   private receivedAt = Date.now();
@@ -115,6 +119,18 @@ class ScriptedClient implements GuardedClient {
           before?.();
           return nodes.has(path) ? [stat(nodes.get(path))] : fail(zookeeper.Exception.NO_NODE);
         }, callback),
+      // Data of ours (a readable instance, as the registration wrote it), arming a data watch as exists does.
+      getData: (path: string, watcher: (event: unknown) => void, callback: Callback) => {
+        if (this.holdGetData) return void this.held.push(callback);
+        const failWith = this.failNextWatchWith;
+        this.failNextWatchWith = undefined;
+        request(() => {
+          if (failWith !== undefined) fail(failWith);
+          if (!nodes.has(path)) fail(zookeeper.Exception.NO_NODE);
+          this.watchers.set(path, (this.watchers.get(path) ?? new Set()).add(watcher));
+          return [Buffer.from(encodeInstance(INSTANCE)), stat(nodes.get(path))];
+        }, callback);
+      },
       remove: (path: string, _version: number, callback: Callback) => request(() => (nodes.delete(path) ? [] : fail(zookeeper.Exception.NO_NODE)), callback),
     }) as unknown as Client;
   }
@@ -124,6 +140,10 @@ class ScriptedClient implements GuardedClient {
     const watchers = this.watchers.get(path) ?? new Set();
     this.watchers.delete(path);
     for (const watcher of watchers) watcher({ getPath: () => path, getType: () => type });
+  }
+  /** Answers the getData requests held so far with the error `code`. */
+  answerHeld(code: number): void {
+    for (const callback of this.held.splice(0)) callback(libraryError(code));
   }
   connect(): void {}
   lastReceivedAt(): number {
@@ -314,6 +334,28 @@ describe('ZooKeeperRegistration', () => {
     latest().notify(PATH, zookeeper.Event.NODE_DELETED);
     await vi.advanceTimersByTimeAsync(10);
     expect(server.nodes.get(PATH)?.owner).toBe(1n);
+    await closeOnFakeClock(registration);
+  });
+
+  it('ignores a late error of a read its expired session sent: no extra pass, no entry lost, once a new session wrote the entry', async () => {
+    const { server, registration, states, latest } = await registeredOnFirstSession();
+    // Another client changes the data; the read of it, sent on session 1, gets no answer yet.
+    const first = latest();
+    first.holdGetData = true;
+    first.notify(PATH, zookeeper.Event.NODE_DATA_CHANGED);
+    await vi.advanceTimersByTimeAsync(10);
+    // Session 1 expires; session 2 writes the entry, before the read's own deadline (the session timeout).
+    server.expire(1n);
+    first.expiredByServer();
+    await vi.advanceTimersByTimeAsync(500);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(server.nodes.get(PATH)?.owner).toBe(2n);
+    const passes = states.length;
+    // The read of session 1 fails late: news of a session that ended, not of the entry session 2 wrote.
+    first.answerHeld(zookeeper.Exception.CONNECTION_LOSS);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(states.slice(passes)).toEqual([]);
     await closeOnFakeClock(registration);
   });
 

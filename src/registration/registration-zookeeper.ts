@@ -5,7 +5,6 @@ import { componentLogger } from '../logger.ts';
 import { exists, getData, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession, type ZooKeeperWatcher } from '../zookeeper/index.ts';
 import { describeZooKeeperRefusal, digestUser } from '../zookeeper/zookeeper-refusal.ts';
 import { create, ephemeralOwnerOf, mkdirp, remove, setData, writeAcls, type ZooKeeperReadAccess } from '../zookeeper/zookeeper-writes.ts';
-import { EntryRepair } from './registration-entry-repair.ts';
 import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
 
 /** Options of a ZooKeeper registration. */
@@ -69,8 +68,6 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
   private awaitingSession = false;
 
   private readonly entry: RegisteredEntry<T>;
-  /** Writes the entry back after another client made its data unreadable (`zkCli.sh set` of bad JSON). */
-  private readonly repair = new EntryRepair(this.log, () => this.rewrite());
 
   constructor(private readonly options: ZooKeeperRegistrationOptions<T>) {
     super(componentLogger(options.component ?? 'agent-registration', { registry: 'zookeeper', connectString: options.connectString }), options.sessionTimeoutMs);
@@ -208,11 +205,11 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       ({ data, stat }) => {
         // Another agent's node, left to it: not ours to repair.
         if (!this.desired || this.watchedSession(path)?.id !== session.id || ephemeralOwnerOf(stat) !== session.id) return;
-        const value = data?.toString('utf8') ?? '';
-        this.repair.found(path, value, this.entry.problem?.(value, this.desired));
+        this.entryFound(path, data?.toString('utf8') ?? '', this.entry);
       },
       (error) => {
-        if (!this.watchedSession(path)) return;
+        // A late error of a session that ended since (a new one wrote the entry anyway) is not news of the entry.
+        if (this.watchedSession(path)?.id !== session.id) return;
         if (isZooKeeperError(error, 'NO_NODE')) this.rewriteDeleted(path);
         // The library arms a watch only with an answer: after a lost connection or a timeout the node
         // is unwatched, and a reconnect re-arms only armed watches. A pass arms it again (it waits for
@@ -261,7 +258,6 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
   }
 
   protected async release(): Promise<void> {
-    this.repair.cancel();
     this.sessions.unsubscribe();
     this.expiries.unsubscribe();
     await this.supervisor.close();

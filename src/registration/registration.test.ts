@@ -1,6 +1,7 @@
 import { firstValueFrom, filter } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { BackoffOptions } from '../backoff.ts';
+import { encodeInstance } from '../discovery/instance-codec.ts';
 import type { Instance } from '../discovery/instance.ts';
 import { normalizePrefix, parseInstanceKey } from '../discovery/etcd/etcd-key.ts';
 import { pino } from 'pino';
@@ -29,6 +30,10 @@ class ScriptedRegistration extends Registration {
   /** The registry lost the entry (a session expiry, a lost lease, another client's deletion): the subclass's `reconcile()`. */
   lose(): void {
     this.reconcile();
+  }
+  /** A watch reports `value` in the entry, under a spelling whose readers take no value at all: any value but ours is repaired. */
+  found(value: string): void {
+    this.entryFound('/services/user/u1', value, { keyOf: () => '/services/user/u1', encode: encodeInstance, problem: () => 'readers take nothing' });
   }
 }
 
@@ -378,6 +383,47 @@ class RefusingRegistration extends Registration {
   protected async remove(): Promise<void> {}
   protected async release(): Promise<void> {}
 }
+
+describe('Registration entry repair', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('never repairs the value it writes itself, whatever the entry spelling says of it: an agent never fights itself', async () => {
+    vi.useFakeTimers();
+    const warnings: string[] = [];
+    const log = componentLogger('test-registration');
+    vi.spyOn(log, 'warn').mockImplementation((...args: unknown[]) => void warnings.push(String(args.at(-1))));
+    const registration = new ScriptedRegistration(undefined, log);
+    registration.register(INSTANCE);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(registration.writes).toHaveLength(1);
+    registration.found(encodeInstance(INSTANCE));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect([registration.writes.length, warnings]).toEqual([1, []]);
+    registration.found('{"id":');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(registration.writes).toHaveLength(2);
+    await registration.close();
+  });
+
+  it('drops a repair that waits when deregistered: registered again, the entry is written once, not once more by the old repair', async () => {
+    vi.useFakeTimers();
+    const registration = new ScriptedRegistration();
+    registration.register(INSTANCE);
+    await vi.advanceTimersByTimeAsync(10);
+    // The first repair is at once, the second waits 0.5-1 s.
+    registration.found('{"id":');
+    await vi.advanceTimersByTimeAsync(10);
+    registration.found('{"id":');
+    expect(registration.writes).toHaveLength(2);
+    const deregistered = registration.deregister();
+    await vi.advanceTimersByTimeAsync(10);
+    await deregistered;
+    registration.register(INSTANCE);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(registration.writes).toHaveLength(3);
+    await registration.close();
+  });
+});
 
 describe('Registration retries', () => {
   it('asks a registry that refused who asked again no sooner than the refusal wait, and one that failed at backoff speed', async () => {

@@ -4,6 +4,7 @@ import { errorMessage, isRegistryRefusal } from '../errors.ts';
 import { decodeInstance, encodeInstance } from '../discovery/instance-codec.ts';
 import type { Instance } from '../discovery/instance.ts';
 import type { Logger } from '../logger.ts';
+import { EntryRepair } from './registration-entry-repair.ts';
 import { PendingRemoval } from './registration-removal.ts';
 
 /** Where one registration stands; `retrying` means the registry refused or could not be reached. */
@@ -51,7 +52,7 @@ export function instanceEntry(root: string): RegisteredEntry<Instance> {
  * the registry to it, retrying with capped, jittered backoff and logging once per state change.
  * Subclasses write one registry; they call `reconcile()` when the registry loses the entry
  * (session expiry, lease loss; `noteEntryLost()` when the pass running writes it back itself),
- * `rewrite()` when it holds a value readers cannot take, and `beforeEntryWrite()` just before they
+ * `entryFound()` with a value another client left in it, and `beforeEntryWrite()` just before they
  * send a write of it.
  */
 export abstract class Registration<T extends { readonly id: string } = Instance> {
@@ -93,6 +94,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
    * registers it anew, logged at info as the first one is.
    */
   private entryLost = false;
+  /** Writes the entry back after another client made its value unreadable (`entryFound`); dropped by a deregistration and by close. */
+  private readonly entryRepair: EntryRepair;
 
   /**
    * @param deregisterTimeoutMs how long `deregister()` may wait for a running attempt and the
@@ -105,6 +108,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     private readonly backoff: BackoffOptions = REGISTRATION_BACKOFF,
   ) {
     this.state$ = this.state.asObservable();
+    this.entryRepair = new EntryRepair(log, () => this.rewrite());
   }
 
   /**
@@ -214,6 +218,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     if (this.closed) return;
     this.desired = undefined;
     this.cancelRetry();
+    this.entryRepair.cancel();
     this.pendingRemoval ??= new PendingRemoval();
     const removal = this.pendingRemoval;
     this.converge();
@@ -238,11 +243,24 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.closed = true;
     // A removal waiting to be retried ends here; the entry ends with the session or lease.
     this.cancelRetry();
+    this.entryRepair.cancel();
     await this.release();
     this.setState('closed');
     this.state.complete();
     this.written.complete();
     this.removalsConfirmed.complete();
+  }
+
+  /**
+   * Takes `value`, what the registry holds at `key` (spelled as `entry` says) as a watch reported it:
+   * a value readers cannot take that another client left is written back (`EntryRepair`). The value
+   * this registration writes itself never is, whatever `entry.problem` says of it: an agent never
+   * fights itself.
+   */
+  protected entryFound(key: string, value: string, entry: RegisteredEntry<T>): void {
+    const desired = this.desired;
+    if (desired === undefined || this.closed || value === entry.encode(desired)) return;
+    this.entryRepair.found(key, value, entry.problem?.(value, desired));
   }
 
   /** The registry holds the entry, but not as wanted (a value another client wrote): a pass writes it again, as a rewrite. */
