@@ -2,6 +2,7 @@ import { Etcd3 } from 'etcd3';
 import type { Client } from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { getData } from '../../src/zookeeper/index.ts';
+import { ENTRY_REPAIR_BACKOFF } from '../../src/registration/registration-entry-repair.ts';
 import { setData } from '../../src/zookeeper/zookeeper-writes.ts';
 import { connectZooKeeperClient, logOf, startAgent, startBackend, startEtcd, startZooKeeper, waitFor, type EtcdCluster, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
@@ -63,23 +64,34 @@ function entryRepairCases(edits: () => HandEdits): void {
 
   it('repairs at a bounded rate, and calls it a fight, when another writer keeps making the entry unreadable', async () => {
     const { agent, key, own } = await registered();
-    // A misconfigured second writer: whenever the agent's own value is back, it writes its own over it.
+    const findings = async () => (await repairsIn(agent)).filter((line) => line.includes(REPAIRED) || line.includes(FIGHT)).map((line) => JSON.parse(line) as { time: number; delayMs: number; msg: string });
+    // A misconfigured second writer: whenever the agent's own value is back, it writes its own over
+    // it, until the agent found it four times (the fourth after the third repair's wait: at once,
+    // then 0.5-1 s, then 1-2 s, 3 s at worst; the deadline leaves a loaded machine room).
     let rewrites = 0;
-    const started = performance.now();
-    while (performance.now() - started < 4_000) {
+    const deadline = performance.now() + 15_000;
+    while ((await findings()).length < 4) {
+      if (performance.now() > deadline) throw new Error(`fewer than 4 findings within 15 s\n${await logOf(agent)}`);
       if ((await edits().read(key)) === own) {
         await edits().write(key, 'not json');
         rewrites += 1;
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    const repairs = (await repairsIn(agent)).filter((line) => line.includes(REPAIRED) || line.includes(FIGHT));
-    // At once, then after about 0.5-1 s, 1-2 s, 2-4 s: at most 4 in 4 s, where an unbounded agent repairs every few ms.
-    expect(repairs.length, repairs.join('\n')).toBeGreaterThanOrEqual(3);
-    expect(repairs.length, repairs.join('\n')).toBeLessThanOrEqual(5);
-    expect(rewrites).toBeLessThanOrEqual(5);
-    expect(repairs.at(-1)).toContain(FIGHT);
-    console.info(`a second writer for 4 s: ${rewrites} rewrites, ${repairs.length} repairs, delays ${repairs.map((line) => JSON.parse(line).delayMs).join(', ')} ms`);
+    const repairs = await findings();
+    const summary = repairs.map((line) => `${line.delayMs} ms: ${line.msg}`).join('\n');
+    // About one finding per rewrite, each after the repair before it, where an unbounded agent repairs every few ms.
+    expect(repairs.length, summary).toBeLessThanOrEqual(5);
+    expect(rewrites, summary).toBeLessThanOrEqual(5);
+    expect(repairs[0]!.delayMs, summary).toBe(0);
+    for (const [index, line] of repairs.slice(1, 4).entries()) {
+      const before = repairs[index]!;
+      // The backoff (jittered down to half): 0.5 s, 1 s, 2 s at least; and a finding comes only after the repair before it.
+      expect(line.delayMs, summary).toBeGreaterThanOrEqual(ENTRY_REPAIR_BACKOFF.initialMs * 2 ** index / 2);
+      expect(line.time - before.time, summary).toBeGreaterThanOrEqual(before.delayMs);
+    }
+    expect(repairs.slice(0, 4).map((line) => line.msg.includes(FIGHT)), summary).toEqual([false, false, true, true]);
+    console.info(`a second writer until four findings: ${rewrites} rewrites in ${repairs.at(-1)!.time - repairs[0]!.time} ms, delays ${repairs.map((line) => line.delayMs).join(', ')} ms`);
   });
 }
 
