@@ -28,7 +28,7 @@ export interface RequestOutcome {
   /** gRPC calls only: the `grpc-status` the caller saw (the upstream's trailer, or the gateway's own). */
   grpcStatus?: number;
   /**
-   * A gRPC-Web call sent as it came (no `grpcWeb` middleware) got an answer of plain gRPC: the
+   * A gRPC-Web call sent as it came (no `grpcWeb` middleware) got a plain gRPC server's refusal (`answersGrpcWebWithGrpc`): the
    * instance cannot read gRPC-Web, and the attempt counts as `grpc-web-unsupported`, against none.
    */
   grpcWebUnsupported?: true;

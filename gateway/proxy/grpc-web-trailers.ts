@@ -121,14 +121,26 @@ export function readGrpcStatus(context: GatewayContext, headers: IncomingHttpHea
 }
 
 /**
+ * The `grpc-status` codes of the refusal a plain gRPC server gives a gRPC-Web call it cannot read:
+ * UNKNOWN (grpcio: "Missing :te header"), INTERNAL (a body or header it cannot parse) and
+ * UNIMPLEMENTED. Any other status is the instance's own answer to a call it did read.
+ */
+const GRPC_WEB_REFUSAL_STATUSES: ReadonlySet<number> = new Set([2, 12, 13]);
+
+/**
  * True when a gRPC-Web call went to the instance as it came (no `grpcWeb` middleware translated
- * it) and the answer is plain gRPC (`application/grpc`, `+proto`…): a gRPC server that cannot read
- * gRPC-Web (grpcio, grpc-go answer UNKNOWN, "Missing :te header"). The route's mismatch, not the instance's failure.
+ * it) and the answer is the refusal of a plain gRPC server that cannot read gRPC-Web: plain gRPC
+ * (`application/grpc`, `+proto`…), Trailers-Only (its status in the headers) with UNKNOWN,
+ * INTERNAL or UNIMPLEMENTED (grpcio answers UNKNOWN, "Missing :te header"). The route's mismatch,
+ * not the instance's failure; any other plain gRPC answer (UNAVAILABLE from an instance failing
+ * every call) counts as usual.
  */
 export function answersGrpcWebWithGrpc(context: GatewayContext, headers: IncomingHttpHeaders): boolean {
   if (context.grpcWeb !== undefined || !isGrpcWebType(context.request.headers['content-type'])) return false;
   const type = headers['content-type'];
-  return typeof type === 'string' && type.startsWith('application/grpc') && !isGrpcWebType(type);
+  if (typeof type !== 'string' || !type.startsWith('application/grpc') || isGrpcWebType(type)) return false;
+  const status = headers['grpc-status'];
+  return status !== undefined && GRPC_WEB_REFUSAL_STATUSES.has(parseGrpcStatus(status));
 }
 
 /** `application/grpc-web`, `-web+proto`, `-web-text`…: a gRPC-Web content type. */

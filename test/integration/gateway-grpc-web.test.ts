@@ -94,11 +94,11 @@ function http1Call(port: number, target: string, method: string, type: string, n
 }
 
 /** The same call over HTTP/2 (a gRPC-Web client of an h2c entry point). */
-function http2Call(port: number, target: string, method: string, type: string, name: string): Promise<WebAnswer> {
+function http2Call(port: number, target: string, method: string, type: string, name: string, extra: Record<string, string> = {}): Promise<WebAnswer> {
   return new Promise((resolve, reject) => {
     const session = connect(`http://127.0.0.1:${port}`);
     session.on('error', reject);
-    const stream = session.request({ ':method': 'POST', ':path': `/helloworld.Greeter/${method}`, 'content-type': type, 'x-grpc-web': '1', 'x-target': target });
+    const stream = session.request({ ':method': 'POST', ':path': `/helloworld.Greeter/${method}`, 'content-type': type, 'x-grpc-web': '1', 'x-target': target, ...extra });
     let headers: IncomingHttpHeaders = {};
     let trailers: Record<string, unknown> = {};
     const chunks: Buffer[] = [];
@@ -136,9 +136,12 @@ services:
   untranslated:
     instances: [${instance}]
     outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 60s }
+  untranslated-failing:
+    instances: [${instance}]
 routes:
   - { headers: { x-target: translated }, service: translated, middlewares: [grpc-web] }
   - { headers: { x-target: untranslated }, service: untranslated }
+  - { headers: { x-target: untranslated-failing }, service: untranslated-failing }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
@@ -219,6 +222,18 @@ routes:
     await waitFor(async () => (await errorsOf('grpc-error')) === before.grpcErrors + 1, { timeoutMs: 5_000, message: 'the UNAVAILABLE counted as grpc-error' });
     expect((await admin.instance('translated', 'grpcio'))!.errors).toBe(before.instance + 1);
     expect(await errorsOf('grpc-web-unsupported')).toBe(0);
+  });
+
+  it('without grpcWeb, a call the server reads and fails (UNAVAILABLE, plain gRPC) counts against the instance as grpc-error, not as grpc-web-unsupported', async () => {
+    const errorsOf = async (errorClass: string) => sampleValue(await admin.metrics(), 'switchboard_upstream_errors_total', { service: 'untranslated-failing', class: errorClass }) ?? 0;
+    const before = { instance: (await admin.instance('untranslated-failing', 'grpcio'))!.errors, unsupported: await errorsOf('grpc-web-unsupported') };
+    // With te: trailers grpcio reads the call's frames (gRPC-Web frames its messages as gRPC does) and runs the method.
+    const answer = await http2Call(gateway.port, 'untranslated-failing', 'SayUnavailable', 'application/grpc-web+proto', 'failing', { te: 'trailers' });
+    expect(answer.headers['content-type']).toMatch(/^application\/grpc(\+proto)?$/);
+    expect(answer.headers['grpc-status']).toBe('14');
+    await waitFor(async () => (await errorsOf('grpc-error')) === 1, { timeoutMs: 5_000, message: 'the UNAVAILABLE counted as grpc-error' });
+    expect((await admin.instance('untranslated-failing', 'grpcio'))!.errors).toBe(before.instance + 1);
+    expect(await errorsOf('grpc-web-unsupported')).toBe(before.unsupported);
   });
 
   it('without grpcWeb, ten calls the server cannot read are relayed as they come, counted as grpc-web-unsupported against no instance, and warned about once', async () => {
