@@ -13,8 +13,8 @@ import { distinctPick } from './proxy-retry-pick.ts';
 import { stickyPickContext } from './sticky-cookie.ts';
 import { announcesBody } from './request-body-framing.ts';
 import { limitedBody } from './request-body-limit.ts';
-import { BodyTooLargeError } from '../transports/transport-outcome.ts';
-import { answerClassOf, blameClassOf, isIdempotent, isRequestRefusal, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
+import { BodyRefusedError } from '../transports/transport-outcome.ts';
+import { answerClassOf, blameClassOf, classifyUpstreamError, isIdempotent, isRequestRefusal, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
 import { warnUpstreamTlsFailure } from './upstream-tls-warning.ts';
 import { warnGrpcWebUnsupported } from './grpc-web-warning.ts';
 
@@ -276,10 +276,13 @@ export class AttemptLoop implements AttemptReceiver {
       this.end();
       return false;
     }
-    // A body past the route's limit is the answer, whatever this attempt met first (a connect
-    // timeout: undici holds a body's error until it has a connection): no retry would send it.
-    if (this.body !== null && this.body.errored instanceof BodyTooLargeError) {
-      sendGatewayError(context, 'body-too-large');
+    // A body refused as it streams (past the route's limit, not decodable) is the answer, whatever
+    // this attempt met first (a connect timeout: undici holds a body's error until it has a
+    // connection): no retry would send it. A body that cannot be decoded says what was wrong.
+    const refused = this.body?.errored;
+    if (refused instanceof BodyRefusedError) {
+      const refusedClass = classifyUpstreamError(refused, false);
+      sendGatewayError(context, refusedClass, refusedClass === 'body-too-large' ? undefined : refused.message);
       this.end();
       return false;
     }

@@ -60,7 +60,8 @@ class BodyCounter extends Transform {
  * request, so every attempt (HTTP/1.1 or HTTP/2 upstream) reads the same stream. The client's own
  * failure (it left, its HTTP/2 stream was reset) fails the body as `ClientGoneError`; the
  * counter's failure leaves the request alone (destroying it would cut an HTTP/1.1 connection before
- * the 413 reached the client): what is left of it is read and dropped.
+ * the 413 reached the client): what is left of it is read and dropped. So is the decoder's (a body
+ * it cannot decode, `BodyMalformedError`), which fails the counter after it with its own error.
  */
 export function limitedBody(context: GatewayContext): Readable {
   const request = context.request;
@@ -76,6 +77,12 @@ export function limitedBody(context: GatewayContext): Readable {
   request.once('error', cut);
   request.once('close', () => {
     if (!request.readableEnded) cut();
+  });
+  decoder?.once('error', (error: Error) => {
+    if (body !== decoder && !body.destroyed) body.destroy(error);
+    if (request.readableEnded) return;
+    request.unpipe(decoder);
+    request.resume();
   });
   if (body === source) return body;
   body.once('error', () => {

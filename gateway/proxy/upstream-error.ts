@@ -202,8 +202,10 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
     case 'UND_ERR_INVALID_ARG':
     case 'UND_ERR_NOT_SUPPORTED':
       return 'request-rejected';
-    // The request body ended short of (or past) its Content-Length: the client's framing.
+    // The request body ended short of (or past) its Content-Length: the client's framing; or the
+    // gateway could not decode it (`BodyMalformedError`).
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
+    case 'SB_BODY_MALFORMED':
       return 'client-body-error';
     // The request body grew past its route's bodyLimit as it streamed (request-body-limit.ts).
     case 'SB_BODY_TOO_LARGE':

@@ -13,7 +13,7 @@ import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
 import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
-import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { BodyRefusedError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
  * `Transport.attempt` over an undici dispatcher (HTTP/1.1, in cleartext or TLS): `dispatch`, the
@@ -329,8 +329,9 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     // error and aborts with it once a connection is there. The client's doing, not a reset.
     if (this.controller === undefined && this.body !== null && error === this.body.errored) {
       this.dropped = true;
-      // A body past its route's limit keeps its class: the client is answered 413, not 499.
-      return this.fail(this.unsent ?? (error instanceof BodyTooLargeError ? error : new ClientGoneError()));
+      // A body refused as it streams keeps its class: the client is answered 413 (past the limit) or
+      // 400 (not decodable), not 499.
+      return this.fail(this.unsent ?? (error instanceof BodyRefusedError ? error : new ClientGoneError()));
     }
     this.fail(error);
   }

@@ -14,7 +14,7 @@ import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { refusalClassOf, requestHeaders, responseHeaders, unsendableHead } from './transport-http2-headers.ts';
 import { cancelStream, countRefusedAnswer, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
-import { BodyTooLargeError, ClientGoneError, HeadTooLargeError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { BodyRefusedError, ClientGoneError, HeadTooLargeError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
 import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
 
@@ -168,15 +168,16 @@ export function http2Attempt(
      * the first time, also watches it (a 'data' listener before the first pipe would let the body flow away).
      */
     const sendBody = (upload: NonNullable<typeof body>, opened: ClientHttp2Stream) => {
-      // A body past its route's limit (it may fail before the stream opens) cancels the stream: the
-      // upstream never sees its end. Any other failure of the body is the client's, whose response closes.
-      if (upload.errored instanceof BodyTooLargeError) return fail(upload.errored);
+      // A body refused as it streams (past its route's limit, not decodable; it may fail before the
+      // stream opens) cancels the stream: the upstream never sees its end. Any other failure of the
+      // body is the client's, whose response closes.
+      if (upload.errored instanceof BodyRefusedError) return fail(upload.errored);
       if (sent !== undefined) for (const chunk of sent) opened.write(chunk);
       upload.pipe(opened);
       if (bodyWatched) return;
       bodyWatched = true;
       upload.once('error', (error: Error) => {
-        if (error instanceof BodyTooLargeError) fail(error);
+        if (error instanceof BodyRefusedError) fail(error);
       });
       // Either phase's deadline starts over as the upload moves; the headers' wait from its end.
       upload.on('data', (chunk: Buffer) => {

@@ -15,12 +15,30 @@ export class ClientGoneError extends Error {
   }
 }
 
+/**
+ * A request body the gateway refuses as it streams, the client's fault and never the upstream's:
+ * the attempt fails with it at once (an upstream stream already open is cancelled), without
+ * waiting for a timeout, and the client is answered for it (`BodyTooLargeError`, `BodyMalformedError`).
+ */
+export abstract class BodyRefusedError extends Error {
+  abstract readonly code: string;
+}
+
 /** The failure of a request body that grew past its route's bodyLimit (proxy/request-body-limit.ts): the attempt ends `body-too-large`, never the upstream's fault. */
-export class BodyTooLargeError extends Error {
+export class BodyTooLargeError extends BodyRefusedError {
   readonly code = 'SB_BODY_TOO_LARGE';
   constructor(maxBytes: number) {
     super(`the request body is larger than ${maxBytes} bytes`);
   }
+}
+
+/**
+ * The failure of a request body the gateway cannot decode (`grpcWeb`'s `-text` body that is not
+ * base64): the attempt ends `client-body-error` (400, INTERNAL to a gRPC-Web caller, as Envoy
+ * answers), never the upstream's fault; its message says what was wrong.
+ */
+export class BodyMalformedError extends BodyRefusedError {
+  readonly code = 'SB_BODY_MALFORMED';
 }
 
 /**

@@ -71,8 +71,7 @@ function readAnswer(type: string, answer: WebAnswer): { messages: string[]; trai
  * A gRPC-Web call over HTTP/1.1, as a browser sends it, to `helloworld.Greeter/<method>` on the
  * gateway's route `target`; `pieces` sends the body in chunks of those sizes (chunked), else whole with a length.
  */
-function http1Call(port: number, target: string, method: string, type: string, name: string, pieces?: readonly number[], extra: Record<string, string> = {}): Promise<WebAnswer> {
-  const body = callBody(type, name);
+function http1Call(port: number, target: string, method: string, type: string, name: string, pieces?: readonly number[], extra: Record<string, string> = {}, body = callBody(type, name)): Promise<WebAnswer> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { 'content-type': type, 'x-grpc-web': '1', 'x-user-agent': 'grpc-web-javascript/0.1', 'x-target': target, accept: type, ...extra };
     if (pieces === undefined) headers['content-length'] = String(body.length);
@@ -194,6 +193,25 @@ routes:
     const answer = await http1Call(gateway.port, 'translated', 'SayHelloThenWait', type, 'late', undefined, { 'grpc-timeout': '500m' });
     expect(answer.headers['content-type']).toBe(type);
     expect(readAnswer(type, answer)).toMatchObject({ messages: ['Hello late #0'], trailerFrame: true, trailers: { 'grpc-status': '4' } });
+  });
+
+  it.each([
+    ['a character outside base64', (good: string) => `${good.slice(0, 8)}!${good.slice(9)}`, undefined],
+    ['a length not a multiple of 4 at the end', (good: string) => `${good}AAA`, undefined],
+    // The good part is on its way upstream when the bad one comes: the stream is cancelled.
+    ['a bad piece after good ones, streamed', (good: string) => `${good}AA*A`, [4, 8]],
+  ] as const)('with grpcWeb, a -text body that is not base64 (%s) is refused as the client\'s: INTERNAL at once, never counted against the instance', async (_what, spoil, pieces) => {
+    const errorsOf = async (errorClass: string) => sampleValue(await admin.metrics(), 'switchboard_upstream_errors_total', { service: 'translated', class: errorClass }) ?? 0;
+    const before = { instance: (await admin.instance('translated', 'grpcio'))!.errors, grpcErrors: await errorsOf('grpc-error') };
+    const type = 'application/grpc-web-text';
+    const started = performance.now();
+    const answer = await http1Call(gateway.port, 'translated', 'SayHello', type, 'bad', pieces, {}, Buffer.from(spoil(callBody(type, 'bad').toString('latin1')), 'latin1'));
+    expect(performance.now() - started).toBeLessThan(3_000);
+    expect(answer.status).toBe(200);
+    expect(readAnswer(type, answer)).toMatchObject({ messages: [], trailers: { 'grpc-status': '13', 'grpc-message': expect.stringContaining('not base64') } });
+    // The attempt is reported before the answer goes out.
+    expect((await admin.instance('translated', 'grpcio'))!.errors).toBe(before.instance);
+    expect(await errorsOf('grpc-error')).toBe(before.grpcErrors);
   });
 
   it.each(TYPES)('with grpcWeb, %s over HTTP/2: unary and server streaming, the status in the body, not in HTTP/2 trailers', async (type) => {

@@ -3,6 +3,8 @@ import { Base64Stream } from '../../../src/base64-stream.ts';
 import { grpcWebFrame } from '../../proxy/proxy-testing.ts';
 import { grpcWebTrailerFrame } from '../../proxy/grpc-web-trailers.ts';
 import { GrpcWebAnswerBody, GrpcWebTextDecoder } from './grpc-web-codec.ts';
+import { BodyMalformedError } from '../../transports/transport-outcome.ts';
+import { classifyUpstreamError } from '../../proxy/upstream-error.ts';
 
 /** Everything `stream` puts out once `chunks` were written to it one by one and it was ended. */
 async function through(stream: NodeJS.ReadWriteStream, chunks: readonly Buffer[], beforeEnd?: () => void): Promise<Buffer> {
@@ -37,6 +39,47 @@ describe('GrpcWebTextDecoder', () => {
   it('decodes a body whose client padded each frame on its own', async () => {
     const text = Buffer.from(grpcWebFrame(0, 'a').toString('base64') + grpcWebFrame(0, 'bc').toString('base64'), 'latin1');
     expect(await through(new GrpcWebTextDecoder(), pieces(text, [5, 6]))).toEqual(Buffer.concat([grpcWebFrame(0, 'a'), grpcWebFrame(0, 'bc')]));
+  });
+});
+
+describe('GrpcWebTextDecoder refuses a body that is not base64, as Envoy does', () => {
+  /** The error `chunks` fail the decoder with, undefined when they decode; what came out before it in `out`. */
+  async function failureOf(chunks: readonly string[]): Promise<{ error: Error | undefined; out: Buffer }> {
+    const decoder = new GrpcWebTextDecoder();
+    const out: Buffer[] = [];
+    decoder.on('data', (chunk: Buffer) => out.push(chunk));
+    const settled = new Promise<Error | undefined>((resolve) => {
+      decoder.once('error', resolve);
+      decoder.once('end', () => resolve(undefined));
+    });
+    for (const chunk of chunks) decoder.write(Buffer.from(chunk, 'latin1'));
+    decoder.end();
+    return { error: await settled, out: Buffer.concat(out) };
+  }
+  const good = grpcWebFrame(0, 'hello').toString('base64');
+
+  it.each([
+    ['a character outside base64', [good.slice(0, 4) + '!' + good.slice(5)]],
+    ['base64url characters', [good.slice(0, 4) + '-_' + good.slice(6)]],
+    ['padding within a group', ['A=AA']],
+    ['a length not a multiple of 4 at the end', [good, 'AAA']],
+    ['a bad character in a later piece, after good ones went on', [good, 'AA*A']],
+  ])('%s: a BodyMalformedError, the client-body-error of its client', async (_what, chunks) => {
+    const { error } = await failureOf(chunks);
+    expect(error).toBeInstanceOf(BodyMalformedError);
+    expect(classifyUpstreamError(error, false)).toBe('client-body-error');
+    expect(error!.message).toMatch(/grpc-web-text body is not base64/);
+  });
+
+  it('decodes what came before the bad piece and nothing of it', async () => {
+    const { error, out } = await failureOf([good, 'AA*A']);
+    expect(error).toBeInstanceOf(BodyMalformedError);
+    expect(out).toEqual(grpcWebFrame(0, 'hello'));
+  });
+
+  it('takes a body whose every run has its own padding, cut anywhere', async () => {
+    const text = grpcWebFrame(0, 'a').toString('base64') + grpcWebFrame(0, 'bc').toString('base64');
+    expect(await failureOf([text.slice(0, 3), text.slice(3, 11), text.slice(11)])).toEqual({ error: undefined, out: Buffer.concat([grpcWebFrame(0, 'a'), grpcWebFrame(0, 'bc')]) });
   });
 });
 

@@ -1,20 +1,34 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
-import { Base64Stream } from '../../../src/base64-stream.ts';
+import { Base64Error, Base64Stream } from '../../../src/base64-stream.ts';
+import { BodyMalformedError } from '../../transports/transport-outcome.ts';
 import { GrpcWebTrailerReader, grpcWebTrailerFrame } from '../../proxy/grpc-web-trailers.ts';
 
 /**
  * Decodes an `application/grpc-web-text` request body into the binary frames gRPC reads, as it
  * streams: its chunks may be cut anywhere within a 4-character group, and each run the client
- * wrote may end with its own padding (`Base64Stream`). Characters that never made a whole group
- * by the end are dropped, as a truncated body's last bytes are.
+ * wrote may end with its own padding (`Base64Stream`). A body that is not base64 (a character
+ * outside it, padding within a group, an end within a group) fails the decoder with a
+ * `BodyMalformedError`, as Envoy refuses it: the client's fault, never forwarded decoded as far
+ * as it goes, where the instance would fail the truncated message and be blamed for it.
  */
 export class GrpcWebTextDecoder extends Transform {
   private readonly base64 = new Base64Stream();
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    const bytes = this.base64.decode(chunk.toString('latin1'));
+    let bytes: Buffer;
+    try {
+      bytes = this.base64.decode(chunk.toString('latin1'), true);
+    } catch (error) {
+      if (!(error instanceof Base64Error)) throw error;
+      return done(new BodyMalformedError(`the grpc-web-text body is not base64: ${error.message}`));
+    }
     done(null, bytes.length > 0 ? bytes : undefined);
+  }
+
+  override _flush(done: TransformCallback): void {
+    const left = this.base64.pending.length;
+    done(left === 0 ? null : new BodyMalformedError(`the grpc-web-text body is not base64: it ends within a 4-character group (${left} characters left over)`));
   }
 }
 
