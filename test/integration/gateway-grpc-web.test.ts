@@ -190,9 +190,19 @@ routes:
   });
 
   it.each(TYPES)("with grpcWeb, %s: a call whose grpc-timeout passes mid-stream ends with the gateway's DEADLINE_EXCEEDED as a trailer frame after the message", async (type) => {
-    const answer = await http1Call(gateway.port, 'translated', 'SayHelloThenWait', type, 'late', undefined, { 'grpc-timeout': '500m' });
+    const answer = await http1Call(gateway.port, 'translated', 'SayHelloThenWait', type, 'late', undefined, { 'grpc-timeout': '2S' });
     expect(answer.headers['content-type']).toBe(type);
     expect(readAnswer(type, answer)).toMatchObject({ messages: ['Hello late #0'], trailerFrame: true, trailers: { 'grpc-status': '4' } });
+  });
+
+  it('calls the gateway ended at their deadline free the server: twenty of them, then a call is answered at once', async () => {
+    // More calls than the fixture has threads (16): each one held its thread for 30 s after its end.
+    const late = await Promise.all(Array.from({ length: 20 }, () => http1Call(gateway.port, 'translated', 'SayHelloThenWait', 'application/grpc-web+proto', 'late', undefined, { 'grpc-timeout': '300m' })));
+    expect(late.map((answer) => readAnswer('application/grpc-web+proto', answer).trailers['grpc-status'])).toEqual(Array(20).fill('4'));
+    const started = performance.now();
+    const answer = await http1Call(gateway.port, 'translated', 'SayHello', 'application/grpc-web+proto', 'next', undefined, { 'grpc-timeout': '10S' });
+    expect(readAnswer('application/grpc-web+proto', answer)).toMatchObject({ messages: ['Hello next'], trailers: { 'grpc-status': '0' } });
+    expect(performance.now() - started).toBeLessThan(5_000);
   });
 
   it.each([
