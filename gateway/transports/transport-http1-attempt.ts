@@ -13,6 +13,7 @@ import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
 import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
+import { warnGrpcWebOverHttp1 } from '../proxy/grpc-web-warning.ts';
 import { BodyRefusedError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
@@ -135,6 +136,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     private readonly body: Readable | null,
   ) {
     super();
+    // A call grpcWeb translated into gRPC needs an HTTP/2 instance.
+    if (context.grpcWeb !== undefined) warnGrpcWebOverHttp1(context);
     this.response = context.response;
     const watched = this.response as WatchedResponse;
     // The HTTP/1.1 listener's 'close' listener calls the watcher: one listener per response, not two.

@@ -4,7 +4,7 @@ import { Base64Stream } from '../../src/base64-stream.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { startGrpcioBackend } from '../harness/grpc.ts';
-import { logOf, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
 /** What a gRPC-Web client got: the head, the raw body, and HTTP trailers (a browser sees none). */
@@ -279,5 +279,40 @@ routes:
     expect(await admin.instance('untranslated', 'grpcio')).toMatchObject({ errors: 0, health: { state: 'healthy' } });
     const warnings = (await logOf(gateway.process)).split('\n').filter((line) => line.includes('cannot read gRPC-Web'));
     expect(warnings).toHaveLength(1);
+  });
+});
+
+describe('grpcWeb on a route whose instances are HTTP/1.1 (protocol: http), through the real gateway', () => {
+  let backend: BackendProcess;
+  let gateway: GatewayProcess;
+
+  beforeAll(async () => {
+    backend = await startBackend({ name: 'http1' });
+    gateway = await startGateway(`
+admin: { listen: 127.0.0.1:{{adminPort}} }
+workers: 1
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+middlewares:
+  grpc-web: { grpcWeb: {} }
+services:
+  http1:
+    instances: [{ id: plain, host: 127.0.0.1, port: ${backend.port}, protocol: http }]
+routes:
+  - { headers: { x-target: http1 }, service: http1, middlewares: [grpc-web] }
+`);
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.stop();
+  });
+
+  it('warns once per route and service that gRPC needs grpc or grpcs instances, and still sends the calls', async () => {
+    for (let call = 0; call < 3; call += 1) await http1Call(gateway.port, 'http1', 'SayHello', 'application/grpc-web+proto', 'browser');
+    const warned = async () => (await logOf(gateway.process)).split('\n').filter((line) => line.includes('gRPC needs HTTP/2'));
+    await waitFor(async () => (await warned()).length === 1, { timeoutMs: 5_000, message: 'the warning logged' });
+    expect((await warned())[0]).toContain('protocol grpc or grpcs');
+    expect(await warned()).toHaveLength(1);
   });
 });
