@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { grpcWebTrailerFrame, grpcWebTrailerReader, GrpcWebTrailerReader } from './grpc-web-trailers.ts';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { GatewayContext } from '../context.ts';
+import { answersGrpcWebWithGrpc, grpcWebTrailerFrame, grpcWebTrailerReader, GrpcWebTrailerReader } from './grpc-web-trailers.ts';
 import { grpcWebFrame } from './proxy-testing.ts';
 
 const message = (size: number) => grpcWebFrame(0, Buffer.alloc(size, 0x61));
@@ -73,12 +75,32 @@ describe('GrpcWebTrailerReader.mayAppendTrailers: whether a trailer frame of the
 
 describe('grpcWebTrailerFrame', () => {
   it('writes flag 0x80, the 4-byte length and one lower-case `name: value` line per value, leaving pseudo-headers out', () => {
-    const frame = grpcWebTrailerFrame({ ':status': 200, 'grpc-status': '5', 'Grpc-Message': 'no%20such', 'x-many': ['a', 'b'], 'x-none': undefined });
+    const frame = grpcWebTrailerFrame({ 'grpc-status': '5', 'Grpc-Message': 'no%20such', 'x-many': ['a', 'b'], 'x-none': undefined });
     const lines = 'grpc-status: 5\r\ngrpc-message: no%20such\r\nx-many: a\r\nx-many: b\r\n';
     expect(frame).toEqual(Buffer.concat([Buffer.from([0x80, 0, 0, 0, lines.length]), Buffer.from(lines, 'latin1')]));
   });
 
   it('writes an empty frame for no trailers', () => {
     expect(grpcWebTrailerFrame({})).toEqual(Buffer.from([0x80, 0, 0, 0, 0]));
+  });
+});
+
+describe('answersGrpcWebWithGrpc: a plain gRPC server refusing a gRPC-Web call sent as it came', () => {
+  const call = { request: { headers: { 'content-type': 'application/grpc-web+proto' } } } as unknown as GatewayContext;
+
+  it.each([
+    ['grpcio: UNKNOWN "Missing :te header" in an HTTP 200', { 'content-type': 'application/grpc', 'grpc-status': '2' }],
+    ['grpc-go: INVALID_ARGUMENT "invalid gRPC request content-type" in an HTTP 415', { 'content-type': 'application/grpc', 'grpc-status': '3' }],
+    ['UNIMPLEMENTED', { 'content-type': 'application/grpc+proto', 'grpc-status': '12' }],
+  ])('is the route\'s mismatch for %s', (_what, headers) => {
+    expect(answersGrpcWebWithGrpc(call, headers satisfies IncomingHttpHeaders)).toBe(true);
+  });
+
+  it.each([
+    ['UNAVAILABLE, an instance failing every call', { 'content-type': 'application/grpc', 'grpc-status': '14' }],
+    ['an answer with its status in trailers', { 'content-type': 'application/grpc' }],
+    ['a gRPC-Web answer', { 'content-type': 'application/grpc-web+proto', 'grpc-status': '2' }],
+  ])('is the instance\'s own answer for %s', (_what, headers) => {
+    expect(answersGrpcWebWithGrpc(call, headers satisfies IncomingHttpHeaders)).toBe(false);
   });
 });

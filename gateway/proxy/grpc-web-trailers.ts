@@ -122,16 +122,18 @@ export function readGrpcStatus(context: GatewayContext, headers: IncomingHttpHea
 
 /**
  * The `grpc-status` codes of the refusal a plain gRPC server gives a gRPC-Web call it cannot read:
- * UNKNOWN (grpcio: "Missing :te header"), INTERNAL (a body or header it cannot parse) and
- * UNIMPLEMENTED. Any other status is the instance's own answer to a call it did read.
+ * UNKNOWN (grpcio: "Missing :te header"), INVALID_ARGUMENT (grpc-go: HTTP 415, "invalid gRPC
+ * request content-type"), INTERNAL (a body or header it cannot parse) and UNIMPLEMENTED. Any
+ * other status is the instance's own answer to a call it did read.
  */
-const GRPC_WEB_REFUSAL_STATUSES: ReadonlySet<number> = new Set([2, 12, 13]);
+const GRPC_WEB_REFUSAL_STATUSES: ReadonlySet<number> = new Set([2, 3, 12, 13]);
 
 /**
  * True when a gRPC-Web call went to the instance as it came (no `grpcWeb` middleware translated
  * it) and the answer is the refusal of a plain gRPC server that cannot read gRPC-Web: plain gRPC
  * (`application/grpc`, `+proto`…), Trailers-Only (its status in the headers) with UNKNOWN,
- * INTERNAL or UNIMPLEMENTED (grpcio answers UNKNOWN, "Missing :te header"). The route's mismatch,
+ * INVALID_ARGUMENT, INTERNAL or UNIMPLEMENTED (grpcio answers UNKNOWN, "Missing :te header";
+ * grpc-go INVALID_ARGUMENT in an HTTP 415). The route's mismatch,
  * not the instance's failure; any other plain gRPC answer (UNAVAILABLE from an instance failing
  * every call) counts as usual.
  */
