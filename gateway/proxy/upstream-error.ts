@@ -245,6 +245,20 @@ export function countsAgainstUpstream(errorClass: GatewayErrorClass): boolean {
 }
 
 /**
+ * Classes of failed attempts that count against no instance yet are still metered per service
+ * (switchboard_upstream_errors_total): the refusals one request met again on another instance
+ * (`repeated-refusal`, beside the one it blamed) and gRPC-Web calls an instance could not read
+ * (`grpc-web-unsupported`: the route lacks `grpcWeb`). Other unblamed classes (a client's abort,
+ * a body over the limit) are the client's story, told by the request metrics.
+ */
+const METERED_UNBLAMED: ReadonlySet<GatewayErrorClass> = new Set<GatewayErrorClass>(['repeated-refusal', 'grpc-web-unsupported']);
+
+/** True for a failed attempt's class that blames no instance but is metered per service all the same. */
+export function isMeteredUnblamed(errorClass: GatewayErrorClass): boolean {
+  return METERED_UNBLAMED.has(errorClass);
+}
+
+/**
  * The health layer's class for an attempt that failed with `errorClass`. A bad answer
  * (`upstream-protocol` over HTTP/1.1, `http2-protocol-error` over HTTP/2) is the upstream's fault
  * and counts as a reset; the classes the client or the gateway caused keep their names, which the

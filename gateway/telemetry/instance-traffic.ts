@@ -1,6 +1,6 @@
 import { nestedValue, type NestedMap } from '../../src/nested-map.ts';
 import type { AttemptObserver } from '../proxy/proxy.ts';
-import { countsAgainstUpstream, type GatewayErrorClass } from '../proxy/upstream-error.ts';
+import { countsAgainstUpstream, isMeteredUnblamed, type GatewayErrorClass } from '../proxy/upstream-error.ts';
 import type { FlowSeries } from './flow-series.ts';
 import type { FlowStats } from './flow-stats.ts';
 import type { RequestMetrics } from './request-metrics.ts';
@@ -45,10 +45,7 @@ export class InstanceTraffic implements AttemptObserver {
     counts.requests += 1;
     if (errorClass === undefined || !countsAgainstUpstream(errorClass)) {
       counts.flow?.record(0, 0, 0);
-      // A failed attempt all the same, counted under its own class so that the refusals one request
-      // met on every instance stay in sight beside the one it blamed (`blameClassOf`), and so do
-      // gRPC-Web calls an instance could not read (the route lacks `grpcWeb`).
-      if (errorClass === 'repeated-refusal' || errorClass === 'grpc-web-unsupported') this.metrics?.upstreamError(service, errorClass);
+      if (errorClass !== undefined && isMeteredUnblamed(errorClass)) this.metrics?.upstreamError(service, errorClass);
       return;
     }
     counts.errors += 1;
