@@ -4,7 +4,7 @@ import type { ClientResponse, GatewayContext } from '../context.ts';
 import { stopBodyAfterAnswer } from '../entrypoints/http2-request.ts';
 import { applyHeaderHooks } from './answer-headers.ts';
 import { encodeGrpcMessage, grpcStatusOf } from './grpc-status.ts';
-import { grpcWebBodyReader, grpcWebTrailerFrame, type GrpcWebTrailerReader } from './grpc-web-trailers.ts';
+import { grpcWebBodyReader, grpcWebTrailerFrame, isGrpcWebType, type GrpcWebTrailerReader } from './grpc-web-trailers.ts';
 
 /**
  * Ends a response that is only headers, as a gRPC Trailers-Only answer: towards an HTTP/2 client one
@@ -30,7 +30,7 @@ export function sendTrailersOnly(response: ClientResponse, status: number, heade
  * content type"); the body stays empty, so a `-text` answer has nothing to encode in base64.
  */
 export function grpcAnswerContentType(requestType: string | undefined): string {
-  if (requestType === undefined || !requestType.startsWith('application/grpc-web')) return 'application/grpc';
+  if (requestType === undefined || !isGrpcWebType(requestType)) return 'application/grpc';
   const end = requestType.indexOf(';');
   return (end < 0 ? requestType : requestType.slice(0, end)).trim();
 }

@@ -41,7 +41,7 @@ export class GrpcWebTrailerReader {
     contentType: string,
     readonly lengthKnown = false,
   ) {
-    this.text = contentType.startsWith('application/grpc-web-text');
+    this.text = isGrpcWebText(contentType);
   }
 
   /**
@@ -140,14 +140,24 @@ const GRPC_WEB_REFUSAL_STATUSES: ReadonlySet<number> = new Set([2, 3, 12, 13]);
 export function answersGrpcWebWithGrpc(context: GatewayContext, headers: IncomingHttpHeaders): boolean {
   if (context.grpcWeb !== undefined || !isGrpcWebType(context.request.headers['content-type'])) return false;
   const type = headers['content-type'];
-  if (typeof type !== 'string' || !type.startsWith('application/grpc') || isGrpcWebType(type)) return false;
+  if (!isPlainGrpcType(type)) return false;
   const status = headers['grpc-status'];
   return status !== undefined && GRPC_WEB_REFUSAL_STATUSES.has(parseGrpcStatus(status));
 }
 
 /** `application/grpc-web`, `-web+proto`, `-web-text`…: a gRPC-Web content type. */
-export function isGrpcWebType(type: string | undefined): boolean {
+export function isGrpcWebType(type: string | undefined): type is string {
   return type !== undefined && type.startsWith('application/grpc-web');
+}
+
+/** `application/grpc`, `application/grpc+proto`…: a gRPC content type that is not gRPC-Web. */
+export function isPlainGrpcType(type: unknown): type is string {
+  return typeof type === 'string' && type.startsWith('application/grpc') && !isGrpcWebType(type);
+}
+
+/** `application/grpc-web-text`, `-web-text+proto`: a gRPC-Web content type whose body is base64. */
+export function isGrpcWebText(type: string): boolean {
+  return type.startsWith('application/grpc-web-text');
 }
 
 /** The reader of each request's gRPC-Web answer body (by its outcome), for `endGrpcCall` to know where the body stands. */
@@ -164,7 +174,7 @@ export function grpcWebBodyReader(outcome: object): GrpcWebTrailerReader | undef
  */
 export function grpcWebTrailerReader(headers: IncomingHttpHeaders): GrpcWebTrailerReader | undefined {
   const type = headers['content-type'];
-  return type !== undefined && type.startsWith('application/grpc-web') && headers['grpc-status'] === undefined ? new GrpcWebTrailerReader(type, headers['content-length'] !== undefined) : undefined;
+  return isGrpcWebType(type) && headers['grpc-status'] === undefined ? new GrpcWebTrailerReader(type, headers['content-length'] !== undefined) : undefined;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { Transform } from 'node:stream';
 import type { GatewayContext, GrpcWebTranslation, Middleware, ResponseHeadersHook } from '../../context.ts';
 import { grpcAnswerContentType } from '../../proxy/grpc-answer.ts';
-import { isGrpcWebType } from '../../proxy/grpc-web-trailers.ts';
+import { isGrpcWebText, isGrpcWebType, isPlainGrpcType } from '../../proxy/grpc-web-trailers.ts';
 import { GrpcWebAnswerBody, GrpcWebTextDecoder } from './grpc-web-codec.ts';
 
 export { GrpcWebAnswerBody, GrpcWebTextDecoder } from './grpc-web-codec.ts';
@@ -32,13 +32,13 @@ class GrpcWebCall implements GrpcWebTranslation {
 
   constructor(requestType: string) {
     this.contentType = grpcAnswerContentType(requestType);
-    this.text = requestType.startsWith('application/grpc-web-text');
+    this.text = isGrpcWebText(requestType);
   }
 
   /** Gives a gRPC answer the call's gRPC-Web type, without the length its body will no longer have; leaves any other answer alone. */
   translateHead(headers: OutgoingHttpHeaders): void {
     const type = headers['content-type'];
-    if (typeof type !== 'string' || !type.startsWith('application/grpc') || isGrpcWebType(type)) return;
+    if (!isPlainGrpcType(type)) return;
     headers['content-type'] = this.contentType;
     delete headers['content-length'];
     this.translated = true;
