@@ -1,10 +1,11 @@
 import type { ServerResponse } from 'node:http';
 import { connect as connectHttp2 } from 'node:http2';
 import { request } from 'node:https';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { clientHello } from '../../test/harness/client-hello.ts';
 import type { ClientResponse } from '../context.ts';
 import { startEntryPoint } from './entry-point.ts';
 import { selfSignedPair, testEntryPointConfig } from './tls-testing.ts';
@@ -62,20 +63,6 @@ function timedRound(socket: Socket): Promise<number> {
     };
     socket.on('data', onData);
     socket.write('GET / HTTP/1.1\r\nHost: web.test\r\n\r\n');
-  });
-}
-
-/** The ClientHello a TLS client sends for `servername`, as bytes, caught by a listener that answers nothing. */
-function clientHello(servername: string): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const catcher = createServer((socket) =>
-      socket.once('data', (chunk: Buffer) => {
-        resolve(chunk);
-        socket.destroy();
-        catcher.close();
-      }),
-    );
-    catcher.listen(0, '127.0.0.1', () => connectTls({ host: '127.0.0.1', port: (catcher.address() as AddressInfo).port, servername, rejectUnauthorized: false }).on('error', () => undefined));
   });
 }
 

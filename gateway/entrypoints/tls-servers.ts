@@ -37,6 +37,11 @@ function connectionKey(socket: Socket): string {
  */
 function peerOf(socket: TLSSocket): Pick<Socket, 'remoteAddress'> {
   if (socket.remoteAddress !== undefined) return socket;
+  return acceptedOf(socket);
+}
+
+/** The accepted socket a TLS socket wraps (node:tls' `_parent`), or the TLS socket itself when it wraps none. */
+function acceptedOf(socket: TLSSocket): Socket {
   return (socket as TLSSocket & { readonly _parent?: Socket })._parent ?? socket;
 }
 
@@ -52,7 +57,8 @@ function peerOf(socket: TLSSocket): Pick<Socket, 'remoteAddress'> {
  * accepted socket it came from: node:tls hands out only the TLS socket, and an entry point that took
  * that for the accepted one kept the accepted socket as "still in its handshake" for good, so a drain
  * cut every open TLS connection at once instead of letting it finish.
- * A handshake that fails or outlasts `options.handshakeTimeout` closes its connection; it and a
+ * A handshake that fails, or is not finished `handOver`'s `timeoutMs` after the connection came (its
+ * ClientHello's wait and OpenSSL's handshake share that time), closes its connection; it and a
  * plain-text connection are counted and warned about (`recordTlsRefusal`). With
  * `plainText`, a connection whose first byte starts no TLS record (nor an SSLv2-style hello, which
  * OpenSSL refuses itself), as nginx tells plain HTTP from TLS, goes there instead of to OpenSSL;
@@ -85,10 +91,18 @@ export function tlsServers(
   certificates.onDefaultChange(() => withoutSni.setSecureContext(defaultOptions()));
   // Handed over and not yet secure, by four-tuple (node:tls keeps the accepted socket to itself).
   const handshaking = new Map<string, Socket>();
+  // Each accepted socket's handshake deadline until it is secure or closed; those it cut, whose TLS socket node:tls then reports as reset.
+  const deadlines = new Map<Socket, NodeJS.Timeout>();
+  const cut = new WeakSet<Socket>();
+  const settle = (accepted: Socket) => {
+    clearTimeout(deadlines.get(accepted));
+    deadlines.delete(accepted);
+  };
   const onSecure = (socket: TLSSocket) => {
     const key = connectionKey(socket);
     const accepted = handshaking.get(key);
     handshaking.delete(key);
+    settle(accepted ?? acceptedOf(socket));
     secure(socket, accepted ?? socket);
   };
   for (const server of [withSni, withoutSni]) {
@@ -96,6 +110,7 @@ export function tlsServers(
     // Node only reports a handshake that failed or timed out: the socket stays open (a client that
     // sent its ClientHello and then nothing held a connection, and its accepted socket here, for good).
     server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
+      if (cut.has(acceptedOf(socket))) return void socket.destroy();
       const { reason, code } = tlsFailureOf(error, socket);
       recordTlsRefusal(log, config.name, reason, code, peerOf(socket));
       socket.destroy();
@@ -105,11 +120,27 @@ export function tlsServers(
     withSni,
     withoutSni,
     handOver(socket, timeoutMs) {
+      // One deadline from the accept for the whole handshake: the wait for a whole ClientHello, then
+      // OpenSSL's. Node's handshakeTimeout starts only at the hand-over, so a client that sent its
+      // ClientHello just before the wait's end had that time again, and one that never sent a whole
+      // ClientHello was dropped unseen (no count, no warning) however many came.
+      deadlines.set(
+        socket,
+        setTimeout(() => {
+          deadlines.delete(socket);
+          cut.add(socket);
+          recordTlsRefusal(log, config.name, 'timeout', 'ERR_TLS_HANDSHAKE_TIMEOUT', socket);
+          socket.destroy();
+        }, timeoutMs),
+      );
+      socket.once('close', () => settle(socket));
       const reader = serverNameReader();
       const judge = plainText ? (data: Buffer) => (data[0] !== 0x16 && (data[0]! & 0x80) === 0 ? 'plain' : reader(data)) : reader;
+      // Its own timeout is the deadline's, set after it: the deadline fires first and counts the connection.
       void peekSocket(socket, timeoutMs, judge).then((verdict) => {
         if (!verdict) return;
         if (verdict === 'plain') {
+          settle(socket);
           recordTlsRefusal(log, config.name, 'plain-http', undefined, socket);
           return plainText?.(socket);
         }

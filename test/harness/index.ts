@@ -26,3 +26,4 @@ export * from './etcd-tls.ts';
 export * from './http2-client.ts';
 export * from './listening-ports.ts';
 export * from './grpc-web-reader.ts';
+export * from './client-hello.ts';
