@@ -51,7 +51,7 @@ describe('tcp entry points in the configuration file', () => {
       { readFiles: false },
     );
     const tcp = config.entryPoints[0]!.tcp!;
-    expect([undefined, 'A.Example.com', 'x.t.example.com', 'y.x.t.example.com', 'other.com'].map((name) => tcpServiceFor(tcp, name))).toEqual(['pg', 'pg-a', 'pg-t', 'pg', 'pg']);
+    expect([undefined, 'A.Example.com', 'x.t.example.com', 'y.x.t.example.com', 'other.com', 'a.example.com.', 'X.T.Example.com.'].map((name) => tcpServiceFor(tcp, name))).toEqual(['pg', 'pg-a', 'pg-t', 'pg', 'pg', 'pg-a', 'pg-t']);
     expect(tcpForwardPolicy(config, tcp, undefined)).toEqual({ service: 'pg', attempts: 2, connectTimeoutMs: 500, idleTimeoutMs: 600_000, proxyProtocol: 1 });
     // retryOn without connect-failure: one attempt only.
     expect(tcpForwardPolicy(config, tcp, 'a.example.com')).toMatchObject({ service: 'pg-a', attempts: 1, proxyProtocol: 2 });

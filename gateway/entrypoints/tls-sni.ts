@@ -43,7 +43,8 @@ export class SniTable<T> {
   }
 }
 
-function canonicalName(name: string): string {
+/** A DNS name as SNI tables compare it: lower case, without a trailing dot (`A.Example.com.` is `a.example.com`). */
+export function canonicalName(name: string): string {
   const lower = name.toLowerCase();
   return lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }

@@ -1,10 +1,15 @@
 import { serviceSettings, type GatewayConfig, type TcpEntryPointSettings } from '../config/index.ts';
+import { canonicalName } from '../entrypoints/tls-sni.ts';
 import type { TcpForwardPolicy } from './tcp-forward.ts';
 
-/** The service a connection to `entryPoint` goes to: by its TLS server name (exact, then `*.parent`), else the entry point's. */
+/**
+ * The service a connection to `entryPoint` goes to: by its TLS server name (exact, then `*.parent`),
+ * else the entry point's. The name is compared as the certificate was chosen by it, without case or
+ * a trailing dot, so a connection goes to the service of the certificate it got.
+ */
 export function tcpServiceFor(entryPoint: TcpEntryPointSettings, serverName: string | undefined): string {
   if (serverName === undefined || entryPoint.sni.size === 0) return entryPoint.service;
-  const name = serverName.toLowerCase();
+  const name = canonicalName(serverName);
   const dot = name.indexOf('.');
   return entryPoint.sni.get(name) ?? (dot > 0 ? entryPoint.sni.get(`*${name.slice(dot)}`) : undefined) ?? entryPoint.service;
 }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
-import { connect as connectTls } from 'node:tls';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -264,6 +264,18 @@ services:
       clientIp: '127.0.0.2',
       serverName: 'proxied.test',
     });
+  });
+
+  it('routes a server name sent in capitals and with a trailing dot (as openssl s_client sends what is typed) as the certificate is chosen: proxied.test', async () => {
+    // The certificate was chosen without case and trailing dot; the service by the name as sent, so the dotted name got proxied.test's certificate and went to Redis.
+    const socket = await new Promise<TLSSocket>((resolve, reject) => {
+      const dotted = connectTls({ host: '127.0.0.1', port: tlsPort, servername: 'Proxied.Test.', ca, checkServerIdentity: () => undefined });
+      dotted.once('secureConnect', () => resolve(dotted)).once('error', reject);
+    });
+    expect(socket.getPeerCertificate().subjectaltname).toContain('DNS:proxied.test');
+    expect(await command(socket, 'DOTTED')).toBe('+OK');
+    socket.destroy();
+    expect(proxied.headers.at(-1)?.payload).toBe('DOTTED\r\n');
   });
 
   it('after kill -9 of one Redis, every new connection succeeds on the other (connect failures retried)', async () => {
