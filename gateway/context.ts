@@ -28,10 +28,12 @@ export interface RequestOutcome {
   /** gRPC calls only: the `grpc-status` the caller saw (the upstream's trailer, or the gateway's own). */
   grpcStatus?: number;
   /**
-   * A gRPC-Web call sent as it came (no `grpcWeb` middleware) got a plain gRPC server's refusal (`answersGrpcWebWithGrpc`): the
-   * instance cannot read gRPC-Web, and the attempt counts as `grpc-web-unsupported`, against none.
+   * A gRPC-Web call sent as it came (no `grpcWeb` middleware) got a plain gRPC Trailers-Only failure
+   * (`answersGrpcWebWithGrpc`): a server's refusal of a call it cannot read, or its own failure of
+   * one it read, which look alike; the attempt counts as `grpc-web-unsupported`, against none. Holds
+   * the answer's `grpc-message`, as it came, for the warning (`warnGrpcWebUnsupported`).
    */
-  grpcWebUnsupported?: true;
+  grpcWebUnsupported?: { readonly grpcMessage: string };
   /** What a `cache` middleware did with the request (HIT, MISS, EXPIRED, REVALIDATED, STALE, BYPASS); undefined when none looked it up. */
   cacheStatus?: string;
   /** The status the upstream answered when an answer of the gateway's own went in its place (`AnswerReplacer`): the attempt is judged by it, not by `status`. */

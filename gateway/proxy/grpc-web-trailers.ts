@@ -114,7 +114,7 @@ export function readGrpcStatus(context: GatewayContext, headers: IncomingHttpHea
   const outcome = context.outcome;
   const status = headers['grpc-status'];
   outcome.grpcStatus = status === undefined ? undefined : parseGrpcStatus(status);
-  if (answersGrpcWebWithGrpc(context, headers)) outcome.grpcWebUnsupported = true;
+  if (answersGrpcWebWithGrpc(context, headers)) outcome.grpcWebUnsupported = { grpcMessage: String(headers['grpc-message'] ?? '') };
   const reader = status === undefined ? grpcWebTrailerReader(headers) : undefined;
   if (reader !== undefined) BODY_READERS.set(outcome, reader);
   return reader;
@@ -124,18 +124,21 @@ export function readGrpcStatus(context: GatewayContext, headers: IncomingHttpHea
  * The `grpc-status` codes of the refusal a plain gRPC server gives a gRPC-Web call it cannot read:
  * UNKNOWN (grpcio: "Missing :te header"), INVALID_ARGUMENT (grpc-go: HTTP 415, "invalid gRPC
  * request content-type"), INTERNAL (a body or header it cannot parse) and UNIMPLEMENTED. Any
- * other status is the instance's own answer to a call it did read.
+ * other status is the instance's own answer to a call it did read. The same codes may be that
+ * too: grpc-js reads a gRPC-Web call as gRPC and answers a handler that throws with Trailers-Only
+ * UNKNOWN, which nothing in the answer tells from grpcio's refusal.
  */
 const GRPC_WEB_REFUSAL_STATUSES: ReadonlySet<number> = new Set([2, 3, 12, 13]);
 
 /**
  * True when a gRPC-Web call went to the instance as it came (no `grpcWeb` middleware translated
- * it) and the answer is the refusal of a plain gRPC server that cannot read gRPC-Web: plain gRPC
- * (`application/grpc`, `+proto`…), Trailers-Only (its status in the headers) with UNKNOWN,
+ * it) and the answer may be the refusal of a plain gRPC server that cannot read gRPC-Web: plain
+ * gRPC (`application/grpc`, `+proto`…), Trailers-Only (its status in the headers) with UNKNOWN,
  * INVALID_ARGUMENT, INTERNAL or UNIMPLEMENTED (grpcio answers UNKNOWN, "Missing :te header";
- * grpc-go INVALID_ARGUMENT in an HTTP 415). The route's mismatch,
- * not the instance's failure; any other plain gRPC answer (UNAVAILABLE from an instance failing
- * every call) counts as usual.
+ * grpc-go INVALID_ARGUMENT in an HTTP 415). A server that read the call and failed it (a grpc-js
+ * handler that throws: UNKNOWN) answers alike, and no header tells the two apart, so both count
+ * against no instance: a route's mismatch never ejects one, at the cost of not counting such a
+ * failure. Any other plain gRPC answer (UNAVAILABLE from an instance failing every call) counts as usual.
  */
 export function answersGrpcWebWithGrpc(context: GatewayContext, headers: IncomingHttpHeaders): boolean {
   if (context.grpcWeb !== undefined || !isGrpcWebType(context.request.headers['content-type'])) return false;

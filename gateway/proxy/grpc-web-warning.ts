@@ -4,16 +4,24 @@ import type { GatewayContext } from '../context.ts';
 /** The routes and services warned about (`route service`), each once, at most 1,024 remembered. */
 const warned = new LogRateLimit(Infinity);
 
+/** The longest `grpc-message` the warning quotes. */
+const MAX_QUOTED_MESSAGE = 200;
+
 /**
- * Warns once per route and service that an instance answered a gRPC-Web call as plain gRPC
- * (`grpc-web-unsupported`): it cannot read gRPC-Web, so the route needs the `grpcWeb` middleware,
- * which translates such calls. Every one of them otherwise fails for its client, and no instance is to blame.
+ * Warns once per route and service that an instance answered a gRPC-Web call sent as it came with
+ * a plain gRPC Trailers-Only failure (`grpc-web-unsupported`), quoting what it answered: the
+ * refusal of a server that cannot read gRPC-Web (grpcio, grpc-go) and the failure of a call a
+ * server read (grpc-js reads gRPC-Web as gRPC: a handler that throws answers UNKNOWN) look alike,
+ * so the warning says both and counts neither against the instance. Either way the route needs
+ * the `grpcWeb` middleware: a browser reads no plain gRPC answer that has a body.
  */
 export function warnGrpcWebUnsupported(context: GatewayContext): void {
   if (!warned.allow(`${context.routeName} ${context.service}`)) return;
+  const { status, grpcStatus, grpcWebUnsupported } = context.outcome;
+  const grpcMessage = (grpcWebUnsupported?.grpcMessage ?? '').slice(0, MAX_QUOTED_MESSAGE);
   context.log.warn(
-    { route: context.routeName, service: context.service },
-    `an instance of service ${context.service} answered a gRPC-Web call on route ${context.routeName} as plain gRPC (application/grpc): it cannot read gRPC-Web; add a grpcWeb middleware to the route so that the gateway translates such calls (counted as grpc-web-unsupported, against no instance; logged once per route and service)`,
+    { route: context.routeName, service: context.service, status, grpcStatus, grpcMessage },
+    `an instance of service ${context.service} answered a gRPC-Web call on route ${context.routeName} as plain gRPC, Trailers-Only with grpc-status ${grpcStatus} (HTTP ${status}, grpc-message ${JSON.stringify(grpcMessage)}): either the refusal of a server that cannot read gRPC-Web (grpcio: UNKNOWN "Missing :te header"; grpc-go: INVALID_ARGUMENT in an HTTP 415) or the failure of a call the server read (grpc-js reads gRPC-Web as gRPC), which look alike, so it counts against no instance (grpc-web-unsupported); a browser reads no plain gRPC answer with messages either way: add a grpcWeb middleware to the route so that the gateway translates such calls (logged once per route and service)`,
   );
 }
 

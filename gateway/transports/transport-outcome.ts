@@ -111,7 +111,7 @@ export const NEVER_SENT: PickOutcome = Object.freeze({ ok: false, latencyMs: 0, 
  * as `answerClassOf` says, a failure by its health class, so the gateway's own failures
  * (`internal`) and the client's never count against the upstream, nor a refusal the request may
  * have caused once `outcome.refusalsBlamed` says it counted the same one (`blameClassOf`), nor an
- * answer to a gRPC-Web call the instance could not read (`outcome.grpcWebUnsupported`).
+ * answer to a gRPC-Web call that may be an instance's refusal to read it (`outcome.grpcWebUnsupported`).
  */
 export function reportAttempt(pick: PickedEndpoint, started: number, status: number, result: AttemptResult, grpcStatus?: number, outcome?: Pick<RequestOutcome, 'refusalsBlamed' | 'grpcWebUnsupported'>): void {
   const latencyMs = performance.now() - started;

@@ -34,8 +34,9 @@ export type UpstreamErrorClass =
  * caused (an HTTP/2 stream reset before the answer with ENHANCE_YOUR_CALM or PROTOCOL_ERROR) met
  * again by a later attempt of a request that has already counted the same one against an instance:
  * one request blames at most one instance for each. `grpc-web-unsupported` is a gRPC-Web call sent as
- * it came that an instance refused as plain gRPC (Trailers-Only UNKNOWN, INVALID_ARGUMENT, INTERNAL, UNIMPLEMENTED): it cannot read gRPC-Web,
- * which is the route's mismatch (it lacks the `grpcWeb` middleware), not the instance failing.
+ * it came that an instance answered with a plain gRPC Trailers-Only failure (UNKNOWN, INVALID_ARGUMENT,
+ * INTERNAL, UNIMPLEMENTED): the refusal of a server that cannot read gRPC-Web, the route's mismatch
+ * (it lacks the `grpcWeb` middleware), or, alike to the gateway, the failure of a call it read.
  */
 const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'header-too-large', 'request-rejected', 'repeated-refusal', 'grpc-web-unsupported', 'deadline-exceeded', 'internal'] as const;
 export type NotUpstreamFaultClass = (typeof NOT_UPSTREAM_FAULT_CLASSES)[number];

@@ -3,7 +3,7 @@ import { connect } from 'node:http2';
 import { Base64Stream } from '../../src/base64-stream.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { startGrpcioBackend } from '../harness/grpc.ts';
+import { startGrpcBackend, startGrpcioBackend } from '../harness/grpc.ts';
 import { logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
@@ -68,14 +68,16 @@ function readAnswer(type: string, answer: WebAnswer): { messages: string[]; trai
 }
 
 /**
- * A gRPC-Web call over HTTP/1.1, as a browser sends it, to `helloworld.Greeter/<method>` on the
- * gateway's route `target`; `pieces` sends the body in chunks of those sizes (chunked), else whole with a length.
+ * A gRPC-Web call over HTTP/1.1, as a browser sends it, to `helloworld.Greeter/<method>` (or to
+ * `method` itself when it is a path) on the gateway's route `target`; `pieces` sends the body in
+ * chunks of those sizes (chunked), else whole with a length.
  */
 function http1Call(port: number, target: string, method: string, type: string, name: string, pieces?: readonly number[], extra: Record<string, string> = {}, body = callBody(type, name)): Promise<WebAnswer> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { 'content-type': type, 'x-grpc-web': '1', 'x-user-agent': 'grpc-web-javascript/0.1', 'x-target': target, accept: type, ...extra };
     if (pieces === undefined) headers['content-length'] = String(body.length);
-    const request = http1Request({ host: '127.0.0.1', port, method: 'POST', path: `/helloworld.Greeter/${method}`, headers, agent: false }, (response) => {
+    const path = method.startsWith('/') ? method : `/helloworld.Greeter/${method}`;
+    const request = http1Request({ host: '127.0.0.1', port, method: 'POST', path, headers, agent: false }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks), trailers: response.trailers }));
@@ -279,6 +281,55 @@ routes:
     expect(await admin.instance('untranslated', 'grpcio')).toMatchObject({ errors: 0, health: { state: 'healthy' } });
     const warnings = (await logOf(gateway.process)).split('\n').filter((line) => line.includes('cannot read gRPC-Web'));
     expect(warnings).toHaveLength(1);
+  });
+});
+
+describe('gRPC-Web calls sent as they came to a grpc-js server, which reads them as gRPC, through the real gateway', () => {
+  let backend: BackendProcess;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+
+  beforeAll(async () => {
+    backend = await startGrpcBackend('js');
+    gateway = await startGateway(`
+admin: { listen: 127.0.0.1:{{adminPort}} }
+workers: 1
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+services:
+  plain-js:
+    instances: [{ id: js, host: 127.0.0.1, port: ${backend.port}, protocol: grpc }]
+    outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 60s }
+routes:
+  - { headers: { x-target: plain-js }, service: plain-js }
+`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.stop();
+  });
+
+  it("a handler's own UNKNOWN (Trailers-Only) looks like a refusal: never counted against the instance, and the warning quotes it and says it may be either", async () => {
+    for (let call = 0; call < 5; call += 1) {
+      // test.Echo/Fail answers the code it is sent: the handler's own failure of a call grpc-js read.
+      const answer = await http1Call(gateway.port, 'plain-js', '/test.Echo/Fail', 'application/grpc-web+proto', '', undefined, {}, frame(Buffer.from('2')));
+      expect(answer.headers['content-type']).toMatch(/^application\/grpc(\+proto)?$/);
+      expect(answer.headers['grpc-status']).toBe('2');
+      expect(decodeURIComponent(String(answer.headers['grpc-message']))).toBe('js failed with 2');
+    }
+    const errors = async () => sampleValue(await admin.metrics(), 'switchboard_upstream_errors_total', { service: 'plain-js', class: 'grpc-web-unsupported' }) ?? 0;
+    await waitFor(async () => (await errors()) === 5, { timeoutMs: 5_000, message: 'five grpc-web-unsupported counted' });
+    const metrics = await admin.metrics();
+    expect(sampleValue(metrics, 'switchboard_outlier_ejections_total', { service: 'plain-js' }) ?? 0).toBe(0);
+    expect(sampleValue(metrics, 'switchboard_upstream_errors_total', { service: 'plain-js', class: 'grpc-error' }) ?? 0).toBe(0);
+    expect(await admin.instance('plain-js', 'js')).toMatchObject({ errors: 0, health: { state: 'healthy' } });
+    const warnings = (await logOf(gateway.process)).split('\n').filter((line) => line.includes('grpc-web-unsupported') && line.includes('"level":40'));
+    expect(warnings).toHaveLength(1);
+    const warning = JSON.parse(warnings[0]!) as Record<string, unknown>;
+    expect(warning).toMatchObject({ status: 200, grpcStatus: 2, grpcMessage: 'js%20failed%20with%202' });
+    expect(warning['msg']).toContain('the failure of a call the server read');
   });
 });
 
