@@ -121,6 +121,12 @@ export interface HeldAnswer {
   readonly status: number;
   readonly headers: OutgoingHttpHeaders;
   readonly body: Buffer;
+  /**
+   * The status the request's outcome records (metrics, the access log) when not `status`: a
+   * gRPC-Web answer (HTTP 200, its `grpc-status` in the headers) in place of an upstream's answer
+   * that is not gRPC keeps the upstream's, as the gateway's own gRPC answers keep the HTTP status they stand for.
+   */
+  readonly outcomeStatus?: number;
 }
 
 /**
@@ -132,7 +138,8 @@ export interface HeldAnswer {
  * A returned answer goes through the hooks, the encoder and the error pages as the upstream's
  * would, whole; the upstream's own body is read and dropped, and the attempt's outcome (passive
  * health, the breaker, metrics) stays the upstream's status or failure (`RequestOutcome.upstreamStatus`).
- * Set by `cache` (a 304 to its own revalidation; a stale answer in place of a failure).
+ * Set by `cache` (a 304 to its own revalidation; a stale answer in place of a failure) and by
+ * `grpcWeb` (a gRPC-Web status in place of an answer that is not gRPC).
  */
 export type AnswerReplacer = (status: number, headers: OutgoingHttpHeaders, errorClass?: string) => HeldAnswer | undefined;
 

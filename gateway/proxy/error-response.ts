@@ -146,7 +146,7 @@ function sendHeldInstead(context: GatewayContext, replacement: HeldAnswer): void
     context.answerReplacer = undefined;
     return sendErrorAnswer(context, 500, 'internal', MESSAGES.internal);
   }
-  context.outcome.status = replacement.status;
+  context.outcome.status = replacement.outcomeStatus ?? replacement.status;
   sendHeldAnswer(context, replacement.status, headers, replacement.body);
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { answerStatusOf, encodeGrpcMessage, formatGrpcTimeout, grpcCallOf, grpcStatusOf, GrpcStatus, isGrpcRequest, parseGrpcStatus, parseGrpcTimeout } from './grpc-status.ts';
+import { answerStatusOf, encodeGrpcMessage, formatGrpcTimeout, grpcCallOf, grpcStatusOf, grpcStatusOfHttpAnswer, GrpcStatus, isGrpcRequest, parseGrpcStatus, parseGrpcTimeout } from './grpc-status.ts';
 import { answerClassOf } from './upstream-error.ts';
 
 describe('gRPC statuses for the gateway answers', () => {
@@ -36,6 +36,24 @@ describe('gRPC statuses for the gateway answers', () => {
   it('percent-encodes grpc-message only when it has to', () => {
     expect(encodeGrpcMessage('no healthy upstream')).toBe('no healthy upstream');
     expect(encodeGrpcMessage('100% ü')).toBe('100%25%20%C3%BC');
+  });
+});
+
+describe("the gRPC status of an upstream's answer that is not gRPC (http-grpc-status-mapping.md)", () => {
+  it.each([
+    [400, GrpcStatus.INTERNAL],
+    [401, GrpcStatus.UNAUTHENTICATED],
+    [403, GrpcStatus.PERMISSION_DENIED],
+    [404, GrpcStatus.UNIMPLEMENTED],
+    [429, GrpcStatus.UNAVAILABLE],
+    [502, GrpcStatus.UNAVAILABLE],
+    [503, GrpcStatus.UNAVAILABLE],
+    [504, GrpcStatus.UNAVAILABLE],
+    [200, GrpcStatus.UNKNOWN],
+    [500, GrpcStatus.UNKNOWN],
+    [418, GrpcStatus.UNKNOWN],
+  ])('HTTP %i reads as gRPC status %i', (status, expected) => {
+    expect(grpcStatusOfHttpAnswer(status)).toBe(expected);
   });
 });
 

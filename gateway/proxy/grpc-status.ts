@@ -65,6 +65,32 @@ export function grpcStatusOf(status: number, errorClass?: string): number {
 }
 
 /**
+ * The gRPC status a gRPC client reads from an upstream's answer of HTTP `status` that is not gRPC
+ * (grpc/doc/http-grpc-status-mapping.md, as Envoy's `Grpc::Utility::httpToGrpcStatus`): 400
+ * INTERNAL, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED, 429, 502, 503 and 504
+ * UNAVAILABLE, anything else (a 200 included: it is not gRPC) UNKNOWN.
+ */
+export function grpcStatusOfHttpAnswer(status: number): number {
+  switch (status) {
+    case 400:
+      return GrpcStatus.INTERNAL;
+    case 401:
+      return GrpcStatus.UNAUTHENTICATED;
+    case 403:
+      return GrpcStatus.PERMISSION_DENIED;
+    case 404:
+      return GrpcStatus.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GrpcStatus.UNAVAILABLE;
+    default:
+      return GrpcStatus.UNKNOWN;
+  }
+}
+
+/**
  * The HTTP status an upstream's answer to a gRPC call counts as for passive health and breakers,
  * after Envoy's `Grpc::Utility::grpcToHttpStatus`: an HTTP 200 whose `grpc-status` says the server
  * failed counts as the 5xx it stands for (UNKNOWN, INTERNAL and DATA_LOSS 500, UNAVAILABLE 503), and

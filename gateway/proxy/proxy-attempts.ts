@@ -207,7 +207,8 @@ export class AttemptLoop implements AttemptReceiver {
     if (!result.ok && result.released) this.released = this.released ? Promise.allSettled([this.released, result.released]).then(() => undefined) : result.released;
     // One classification feeds the per-instance counters, passive health (through `pick`) and the
     // breaker: an answer to a gRPC call counts as the status its `grpc-status` stands for; an answer
-    // the gateway put in the upstream's place (a `cache`'s stale one for a 503) as the upstream's.
+    // the gateway put in the upstream's place (a `cache`'s stale one for a 503, `grpcWeb`'s status
+    // for an answer that is not gRPC) as the upstream's HTTP status.
     const upstreamStatus = context.outcome.upstreamStatus ?? context.outcome.status;
     let status = upstreamStatus;
     let attemptClass: GatewayErrorClass | undefined;
@@ -216,7 +217,7 @@ export class AttemptLoop implements AttemptReceiver {
     else if (context.outcome.grpcWebUnsupported) {
       attemptClass = 'grpc-web-unsupported';
       warnGrpcWebUnsupported(context);
-    } else if (this.grpcDeadlineMs === undefined || context.outcome.grpcStatus === undefined) attemptClass = status >= 500 ? 'http-5xx' : undefined;
+    } else if (this.grpcDeadlineMs === undefined || context.outcome.grpcStatus === undefined || context.outcome.upstreamStatus !== undefined) attemptClass = status >= 500 ? 'http-5xx' : undefined;
     else {
       attemptClass = answerClassOf(status, context.outcome.grpcStatus);
       status = answerStatusOf(status, context.outcome.grpcStatus);

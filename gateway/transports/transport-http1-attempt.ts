@@ -213,7 +213,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     const replacement = context.answerReplacer?.(statusCode, outgoing);
     if (replacement !== undefined) {
       outgoing = replacement.headers;
-      context.outcome.status = replacement.status;
+      context.outcome.status = replacement.outcomeStatus ?? replacement.status;
       context.outcome.upstreamStatus = statusCode;
     }
     this.outgoing = outgoing;

@@ -267,7 +267,7 @@ export function http2Attempt(
         const replacement = context.answerReplacer?.(status, outgoing);
         if (replacement !== undefined) {
           outgoing = replacement.headers;
-          context.outcome.status = replacement.status;
+          context.outcome.status = replacement.outcomeStatus ?? replacement.status;
           context.outcome.upstreamStatus = status;
         }
         try {

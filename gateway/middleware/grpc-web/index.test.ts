@@ -29,7 +29,7 @@ describe('grpcWeb', () => {
     expect(server.contexts[0]!.get('requestBodyDecoder')).toBeDefined();
   });
 
-  it("gives a gRPC answer the call's own gRPC-Web type, and leaves an answer of another type alone", async () => {
+  it("gives a gRPC answer the call's own gRPC-Web type, and leaves the head of an answer of another type to the answer replacer", async () => {
     server = await serveMiddleware([grpcWeb()], fakeProxy({ headers: { 'content-type': 'application/grpc+proto' }, body: Buffer.alloc(0) }));
     const grpc = await server.send('/s/m', { method: 'POST', headers: { 'content-type': 'application/grpc-web+proto; charset=x' } });
     expect(grpc.headers['content-type']).toBe('application/grpc-web+proto');
@@ -37,6 +37,23 @@ describe('grpcWeb', () => {
     server = await serveMiddleware([grpcWeb()], fakeProxy({ status: 503, headers: { 'content-type': 'text/html' }, body: Buffer.from('down') }));
     const html = await server.send('/s/m', { method: 'POST', headers: { 'content-type': 'application/grpc-web-text' } });
     expect([html.status, html.headers['content-type'], html.body.toString()]).toEqual([503, 'text/html', 'down']);
+  });
+
+  it('replaces an upstream answer that is not gRPC with a Trailers-Only status of the call\'s type, and leaves gRPC answers and the gateway\'s own alone', async () => {
+    server = await serveMiddleware([grpcWeb()]);
+    await server.send('/s/m', { method: 'POST', headers: { 'content-type': 'application/grpc-web-text', 'content-length': '0' } });
+    const context = server.contexts[0]!;
+    const replace = context.answerReplacer!;
+    expect(replace(502, { 'content-type': 'text/html; charset=utf-8', 'content-length': '120', 'content-encoding': 'gzip', server: 'nginx' })).toEqual({
+      status: 200,
+      outcomeStatus: 502,
+      body: Buffer.alloc(0),
+      headers: { server: 'nginx', 'content-type': 'application/grpc-web-text', 'content-length': 0, 'grpc-status': '14', 'grpc-message': 'the upstream answered HTTP 502 (text/html), not gRPC' },
+    });
+    expect(context.outcome.grpcStatus).toBe(14);
+    expect(replace(200, { 'content-type': 'application/grpc' })).toBeUndefined();
+    expect(replace(200, { 'content-type': 'application/grpc-web+proto' })).toBeUndefined();
+    expect(replace(503, {}, 'no-instances')).toBeUndefined();
   });
 
   it('leaves every other request untouched, a native gRPC call included', async () => {

@@ -1,7 +1,8 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Transform } from 'node:stream';
-import type { GatewayContext, GrpcWebTranslation, Middleware, ResponseHeadersHook } from '../../context.ts';
+import type { AnswerReplacer, GatewayContext, GrpcWebTranslation, HeldAnswer, Middleware, ResponseHeadersHook } from '../../context.ts';
 import { grpcAnswerContentType } from '../../proxy/grpc-answer.ts';
+import { encodeGrpcMessage, grpcStatusOfHttpAnswer } from '../../proxy/grpc-status.ts';
 import { isGrpcWebText, isGrpcWebType, isPlainGrpcType } from '../../proxy/grpc-web-trailers.ts';
 import { GrpcWebAnswerBody, GrpcWebTextDecoder } from './grpc-web-codec.ts';
 
@@ -44,6 +45,29 @@ class GrpcWebCall implements GrpcWebTranslation {
     this.translated = true;
   }
 
+  /**
+   * The gRPC-Web status a client reads in place of an upstream answer that is not gRPC (an HTTP 502
+   * page of a proxy in front, a 404 in text/plain), as Envoy's filter answers one: Trailers-Only,
+   * HTTP 200, the call's content type, the HTTP status mapped by gRPC's table
+   * (`grpcStatusOfHttpAnswer`) as `grpc-status`; the body, which a gRPC-Web client would read as
+   * frames, is dropped. The outcome keeps the upstream's status. Undefined for a gRPC or gRPC-Web
+   * answer, and for the gateway's own answers (`errorClass`), which are gRPC-Web already.
+   */
+  replaceAnswer(status: number, headers: OutgoingHttpHeaders, context: GatewayContext, errorClass: string | undefined): HeldAnswer | undefined {
+    const type = headers['content-type'];
+    if (errorClass !== undefined || (typeof type === 'string' && type.startsWith('application/grpc'))) return undefined;
+    const grpcStatus = grpcStatusOfHttpAnswer(status);
+    context.outcome.grpcStatus = grpcStatus;
+    const replaced: OutgoingHttpHeaders = {};
+    for (const name in headers) if (!name.startsWith('content-')) replaced[name] = headers[name];
+    const what = typeof type === 'string' ? type.split(';')[0]!.trim() : 'no content type';
+    replaced['content-type'] = this.contentType;
+    replaced['content-length'] = 0;
+    replaced['grpc-status'] = String(grpcStatus);
+    replaced['grpc-message'] = encodeGrpcMessage(`the upstream answered HTTP ${status} (${what}), not gRPC`);
+    return { status: 200, headers: replaced, body: Buffer.alloc(0), outcomeStatus: status };
+  }
+
   startBody(): Transform | undefined {
     if (!this.translated) return undefined;
     return (this.body = new GrpcWebAnswerBody(this.text));
@@ -77,8 +101,9 @@ const textDecoder = (): Transform => new GrpcWebTextDecoder();
  * `application/grpc-web[-text][+proto…]` goes as `application/grpc[+proto…]` with `te: trailers`,
  * a `-text` body decoded from base64 as it streams; `x-grpc-web` and `x-user-agent` go on as they
  * came, as Envoy leaves them. A gRPC answer comes back with the call's own type, its trailers as
- * the body's last frame (in base64 with the rest for `-text`), a Trailers-Only answer as headers.
- * Other requests pass untouched, for one content-type test. CORS is the `cors` middleware's.
+ * the body's last frame (in base64 with the rest for `-text`), a Trailers-Only answer as headers;
+ * an answer that is not gRPC as a gRPC-Web status (`replaceAnswer`). Other requests pass
+ * untouched, for one content-type test. CORS is the `cors` middleware's.
  */
 export function grpcWeb(): Middleware {
   return async function grpcWeb(context, next) {
@@ -100,4 +125,7 @@ function translateCall(context: GatewayContext, type: string): void {
     context.set('requestBodyDecoder', textDecoder);
   }
   context.responseHeaderHooks.push(translateHead);
+  const earlier = context.answerReplacer;
+  const replacer: AnswerReplacer = (status, answerHeaders, errorClass) => earlier?.(status, answerHeaders, errorClass) ?? call.replaceAnswer(status, answerHeaders, context, errorClass);
+  context.answerReplacer = replacer;
 }
