@@ -20,6 +20,21 @@ describe('grpcAnswerContentType', () => {
   ])('answers a call of %s with %s', (requestType, answerType) => {
     expect(grpcAnswerContentType(requestType)).toBe(answerType);
   });
+
+  it.each([
+    // The encoding the accept header names, as Envoy's filter answers (PROTOCOL-WEB.md: the client asks for text by accept).
+    ['application/grpc-web-text', 'application/grpc-web', 'application/grpc-web'],
+    ['application/grpc-web-text+proto', 'application/grpc-web+proto', 'application/grpc-web+proto'],
+    ['application/grpc-web+proto', 'application/grpc-web-text', 'application/grpc-web-text+proto'],
+    ['application/grpc-web', 'text/html, application/grpc-web-text+proto;q=0.9, application/grpc-web', 'application/grpc-web-text'],
+    ['application/grpc-web-text', 'Application/GRPC-Web-Text', 'application/grpc-web-text'],
+    // No gRPC-Web type in accept: the call's own encoding.
+    ['application/grpc-web-text', '*/*', 'application/grpc-web-text'],
+    ['application/grpc-web+proto', 'application/json', 'application/grpc-web+proto'],
+    ['application/grpc', 'application/grpc-web-text', 'application/grpc'],
+  ])('answers a call of %s that accepts %s with %s', (requestType, accept, answerType) => {
+    expect(grpcAnswerContentType(requestType, accept)).toBe(answerType);
+  });
 });
 
 describe("the gateway's own answers to a gRPC-Web call, read as a browser's gRPC-Web client reads them", () => {

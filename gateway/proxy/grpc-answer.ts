@@ -24,15 +24,33 @@ export function sendTrailersOnly(response: ClientResponse, status: number, heade
 }
 
 /**
- * The content type of the gateway's own answer to a gRPC call: a gRPC-Web call's own type (its
- * `application/grpc-web`, `-web+proto`, `-web+json`, `-web-text`…, without parameters), else
- * `application/grpc`. A gRPC-Web client refuses an answer of another type (connect-es: "unexpected
- * content type"); the body stays empty, so a `-text` answer has nothing to encode in base64.
+ * The content type of the answer to a gRPC call, the gateway's own or a translated one: for a
+ * gRPC-Web call `application/grpc-web` or `-web-text` with the call's own codec suffix (`+proto`,
+ * `+json`…, parameters dropped), else `application/grpc`. The encoding is the one the call's
+ * `accept` names (its first gRPC-Web media type, parameters ignored), as PROTOCOL-WEB.md has the
+ * client ask for a text answer ("Accept: application/grpc-web-text", which grpc-web's JavaScript
+ * client sends with every -text call) and Envoy's filter answers; with no gRPC-Web type in
+ * `accept` (none, `*\/*`), the call's own, where Envoy's answers binary. A gRPC-Web client refuses
+ * an answer of another type (connect-es: "unexpected content type").
  */
-export function grpcAnswerContentType(requestType: string | undefined): string {
+export function grpcAnswerContentType(requestType: string | undefined, accept?: string): string {
   if (requestType === undefined || !isGrpcWebType(requestType)) return 'application/grpc';
   const end = requestType.indexOf(';');
-  return (end < 0 ? requestType : requestType.slice(0, end)).trim();
+  const rest = (end < 0 ? requestType : requestType.slice(0, end)).trim().slice('application/grpc-web'.length);
+  const textCall = rest.startsWith('-text');
+  const suffix = textCall ? rest.slice('-text'.length) : rest;
+  return `application/grpc-web${(acceptsText(accept) ?? textCall) ? '-text' : ''}${suffix}`;
+}
+
+/** Whether `accept` asks for a `-text` answer (true) or a binary one (false) by its first gRPC-Web media type; undefined when it names none. */
+function acceptsText(accept: string | undefined): boolean | undefined {
+  if (accept === undefined || !accept.includes('application/grpc-web')) return undefined;
+  for (const range of accept.split(',')) {
+    const type = range.split(';')[0]!.trim().toLowerCase();
+    if (type.startsWith('application/grpc-web-text')) return true;
+    if (type.startsWith('application/grpc-web')) return false;
+  }
+  return undefined;
 }
 
 /**
@@ -51,7 +69,7 @@ export function sendGrpcErrorAnswer(context: GatewayContext, status: number, err
   const headers = applyHeaderHooks(context, 200, { ...extraHeaders, 'x-request-id': context.requestId });
   sendTrailersOnly(response, 200, {
     ...headers,
-    'content-type': grpcAnswerContentType(context.request.headers['content-type']),
+    'content-type': grpcAnswerContentType(context.request.headers['content-type'], context.request.headers.accept),
     'grpc-status': String(grpcStatus),
     'grpc-message': encodeGrpcMessage(message),
   });

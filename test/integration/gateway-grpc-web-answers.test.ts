@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { http1Call, http2Call } from '../harness/grpc-web-calls.ts';
+import { startGrpcioBackend } from '../harness/grpc.ts';
+import { http1Call, http2Call, readAnswer } from '../harness/grpc-web-calls.ts';
 import { readGrpcWebAnswer } from '../harness/grpc-web-reader.ts';
 import { logOf, startGateway, startProtocolBackend, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
@@ -72,5 +73,54 @@ routes:
     expect(await errorsOf('http-5xx')).toBe(before.http5xx + 1);
     expect(await errorsOf('grpc-error')).toBe(before.grpcErrors);
     expect((await admin.instance('not-grpc', 'proxy'))!.errors).toBe(before.instance + 1);
+  });
+});
+
+describe('grpcWeb: the encoding of the answer, binary or -text, through the real gateway', () => {
+  let backend: BackendProcess;
+  let gateway: GatewayProcess;
+
+  beforeAll(async () => {
+    backend = await startGrpcioBackend();
+    gateway = await startGateway(`
+admin: { listen: 127.0.0.1:{{adminPort}} }
+workers: 1
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}", h2c: true }
+middlewares:
+  grpc-web: { grpcWeb: {} }
+services:
+  greeter:
+    instances: [{ id: grpcio, host: 127.0.0.1, port: ${backend.port}, protocol: grpc }]
+routes:
+  - { headers: { x-target: greeter }, service: greeter, middlewares: [grpc-web] }
+  # No instance: the gateway's own answer.
+  - { headers: { x-target: nowhere }, service: nowhere, middlewares: [grpc-web] }
+`);
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.stop();
+  });
+
+  // As Envoy's filter and PROTOCOL-WEB.md: the accept header chooses; grpc-web's JavaScript client sends accept with its -text calls.
+  it.each([
+    ['application/grpc-web-text', 'application/grpc-web', 'application/grpc-web'],
+    ['application/grpc-web+proto', 'application/grpc-web-text', 'application/grpc-web-text+proto'],
+    ['application/grpc-web-text', 'application/grpc-web-text', 'application/grpc-web-text'],
+    // No gRPC-Web type accepted: the call's own encoding (Envoy's would be binary).
+    ['application/grpc-web-text', '*/*', 'application/grpc-web-text'],
+  ])('a call of %s that accepts %s is answered %s, messages and status alike', async (type, accept, answerType) => {
+    const answer = await http1Call(gateway.port, 'greeter', 'SayHellos', type, 'enc', undefined, { accept });
+    expect(answer.headers['content-type']).toBe(answerType);
+    expect(readAnswer(answerType, answer)).toMatchObject({ messages: ['Hello enc #0', 'Hello enc #1', 'Hello enc #2'], trailers: { 'grpc-status': '0' }, trailerFrame: true });
+    expect(readGrpcWebAnswer(answerType, answer.headers, answer.body)).toEqual({ status: 0, message: '' });
+  });
+
+  it("the gateway's own answer takes the accepted encoding too", async () => {
+    const answer = await http1Call(gateway.port, 'nowhere', 'SayHello', 'application/grpc-web+proto', 'own', undefined, { accept: 'application/grpc-web-text' });
+    expect(answer.headers['content-type']).toBe('application/grpc-web-text+proto');
+    expect(readGrpcWebAnswer('application/grpc-web-text+proto', answer.headers, answer.body)).toMatchObject({ status: 14 });
   });
 });

@@ -24,19 +24,23 @@ export function grpcTypeOf(webType: string): string {
  * `GrpcWebAnswerBody` `startBody` makes.
  */
 class GrpcWebCall implements GrpcWebTranslation {
-  /** The call's own content type, which its answer gets (`grpcAnswerContentType`). */
+  /** The answer's content type (`grpcAnswerContentType`): the call's codec, the encoding its `accept` asks for, else its own. */
   private readonly contentType: string;
-  readonly text: boolean;
+  /** The call's body is base64 (`-text`), decoded on its way upstream. */
+  readonly textCall: boolean;
+  /** The answer goes in base64 (`-text`). */
+  private readonly textAnswer: boolean;
   /** The answer is gRPC and its head was translated: its body is to be. */
   private translated = false;
   private body: GrpcWebAnswerBody | undefined = undefined;
 
-  constructor(requestType: string) {
-    this.contentType = grpcAnswerContentType(requestType);
-    this.text = isGrpcWebText(requestType);
+  constructor(requestType: string, accept: string | undefined) {
+    this.contentType = grpcAnswerContentType(requestType, accept);
+    this.textCall = isGrpcWebText(requestType);
+    this.textAnswer = isGrpcWebText(this.contentType);
   }
 
-  /** Gives a gRPC answer the call's gRPC-Web type, without the length its body will no longer have; leaves any other answer alone. */
+  /** Gives a gRPC answer the call's gRPC-Web type, without the length its body will no longer have; leaves any other answer to `replaceAnswer`. */
   translateHead(headers: OutgoingHttpHeaders): void {
     const type = headers['content-type'];
     if (!isPlainGrpcType(type)) return;
@@ -70,7 +74,7 @@ class GrpcWebCall implements GrpcWebTranslation {
 
   startBody(): Transform | undefined {
     if (!this.translated) return undefined;
-    return (this.body = new GrpcWebAnswerBody(this.text));
+    return (this.body = new GrpcWebAnswerBody(this.textAnswer));
   }
 
   takeTrailers(trailers: OutgoingHttpHeaders): boolean {
@@ -100,8 +104,9 @@ const textDecoder = (): Transform => new GrpcWebTextDecoder();
  * Traefik's `grpcWeb`), so that a plain gRPC server serves browsers: the call's content type
  * `application/grpc-web[-text][+proto…]` goes as `application/grpc[+proto…]` with `te: trailers`,
  * a `-text` body decoded from base64 as it streams; `x-grpc-web` and `x-user-agent` go on as they
- * came, as Envoy leaves them. A gRPC answer comes back with the call's own type, its trailers as
- * the body's last frame (in base64 with the rest for `-text`), a Trailers-Only answer as headers;
+ * came, as Envoy leaves them. A gRPC answer comes back with the call's type in the encoding its
+ * `accept` asks for (`grpcAnswerContentType`), its trailers as the body's last frame (in base64
+ * with the rest for `-text`), a Trailers-Only answer as headers;
  * an answer that is not gRPC as a gRPC-Web status (`replaceAnswer`). Other requests pass
  * untouched, for one content-type test. CORS is the `cors` middleware's.
  */
@@ -115,11 +120,11 @@ export function grpcWeb(): Middleware {
 
 /** Sets `context` up to send its gRPC-Web call of content type `type` as gRPC, and to translate its answer back. */
 function translateCall(context: GatewayContext, type: string): void {
-  const call = new GrpcWebCall(type);
+  const call = new GrpcWebCall(type, context.request.headers.accept);
   context.grpcWeb = call;
   const headers = context.upstream.headers;
   headers['content-type'] = grpcTypeOf(type);
-  if (call.text) {
+  if (call.textCall) {
     // The decoded body is shorter than the one announced.
     delete headers['content-length'];
     context.set('requestBodyDecoder', textDecoder);
