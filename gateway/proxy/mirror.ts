@@ -43,7 +43,8 @@ export class RouteMirror {
       body: undefined,
     };
     if (!announcesBody(request.headers) || !this.settings.body) return this.sender.send(copy);
-    if (length !== undefined && length > this.settings.maxBodyBytes) return this.drop('body-too-large');
+    // A body `grpcWeb` decodes (a -text call's base64) is copied as sent, decoded: its Content-Length counts what the client sent.
+    if (length !== undefined && length > this.settings.maxBodyBytes && context.get('requestBodyDecoder') === undefined) return this.drop('body-too-large');
     // Checked again at the send; here it keeps a mirror that hangs from having every upload's body
     // copied (up to maxBodySize each, for as long as the upload lasts) only for the copy to be dropped.
     if (this.sender.full(this.routeName, this.settings)) return this.drop('in-flight-limit');

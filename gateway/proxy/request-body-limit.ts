@@ -6,12 +6,13 @@ declare module '../context.ts' {
   interface ContextVariables {
     /**
      * Set by bodyLimit on a request whose body has no `content-length` (HTTP/1.1 chunked, HTTP/2
-     * without one): the most bytes of it the proxy may send upstream (`limitedBody`).
+     * without one): the most bytes of it the client may send, counted as it sent them, before any
+     * decoding (`limitedBody`).
      */
     requestBodyLimit: number;
     /** Set by a route's mirror: sees every chunk of the body the proxy sends upstream, and its end (`limitedBody`). */
     requestBodyTap: RequestBodyTap;
-    /** Set by `grpcWeb` on a `-text` call: makes the decoder the request body goes through before it is counted and sent (`limitedBody`). */
+    /** Set by `grpcWeb` on a `-text` call: makes the decoder the request body goes through once bodyLimit counted it, before a mirror's tap sees it and it is sent (`limitedBody`). */
     requestBodyDecoder: () => Transform;
   }
 }
@@ -32,45 +33,57 @@ export interface RequestBodyTap {
 class BodyCounter extends Transform {
   private bytes = 0;
 
-  constructor(
-    private readonly maxBytes: number,
-    private readonly tap: RequestBodyTap | undefined,
-  ) {
+  constructor(private readonly maxBytes: number) {
     super();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.maxBytes) return callback(new BodyTooLargeError(this.maxBytes));
-    this.tap?.data(chunk);
+    callback(null, chunk);
+  }
+}
+
+/** Shows each chunk of a body, and its end, to a tap on its way through (`RequestBodyTap`). */
+class BodyTapPassing extends Transform {
+  constructor(private readonly tap: RequestBodyTap) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.tap.data(chunk);
     callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
-    this.tap?.end();
+    this.tap.end();
     callback();
   }
 }
 
 /**
- * The body the proxy sends upstream for `context`'s request: the request itself, or, when
- * `grpcWeb` set `requestBodyDecoder`, the request decoded, and, when bodyLimit set
- * `requestBodyLimit` or a mirror set `requestBodyTap`, that read through a counter that fails past
- * the limit and shows each chunk to the tap (the bytes sent upstream). Called once a
- * request, so every attempt (HTTP/1.1 or HTTP/2 upstream) reads the same stream. The client's own
- * failure (it left, its HTTP/2 stream was reset) fails the body as `ClientGoneError`; the
- * counter's failure leaves the request alone (destroying it would cut an HTTP/1.1 connection before
- * the 413 reached the client): what is left of it is read and dropped. So is the decoder's (a body
- * it cannot decode, `BodyMalformedError`), which fails the counter after it with its own error.
+ * The body the proxy sends upstream for `context`'s request: the request itself, or that read
+ * through, in this order, a counter that fails past the limit bodyLimit set (`requestBodyLimit`),
+ * which so counts the body the client sent (a `-text` call's base64, as its `Content-Length`
+ * does), the decoder `grpcWeb` set (`requestBodyDecoder`), and the tap a mirror set
+ * (`requestBodyTap`), which sees the bytes sent upstream (decoded). Called once a request, so
+ * every attempt (HTTP/1.1 or HTTP/2 upstream) reads the same stream. The client's own failure (it
+ * left, its HTTP/2 stream was reset) fails the body as `ClientGoneError`; a step's failure (the
+ * counter's `BodyTooLargeError`, the decoder's `BodyMalformedError` for a body it cannot decode)
+ * fails the body with its own error and leaves the request alone (destroying it would cut an
+ * HTTP/1.1 connection before the 413 reached the client): what is left of it is read and dropped.
  */
 export function limitedBody(context: GatewayContext): Readable {
   const request = context.request;
   const maxBytes = context.get('requestBodyLimit');
-  const tap = context.get('requestBodyTap');
   const decoder = context.get('requestBodyDecoder')?.();
-  if (maxBytes === undefined && tap === undefined && decoder === undefined) return request;
-  const source: Readable = decoder === undefined ? request : request.pipe(decoder);
-  const body = maxBytes === undefined && tap === undefined ? (source as Transform) : new BodyCounter(maxBytes ?? Infinity, tap);
+  const tap = context.get('requestBodyTap');
+  const steps: Transform[] = [];
+  if (maxBytes !== undefined) steps.push(new BodyCounter(maxBytes));
+  if (decoder !== undefined) steps.push(decoder);
+  if (tap !== undefined) steps.push(new BodyTapPassing(tap));
+  const body = steps.at(-1);
+  if (body === undefined) return request;
   const cut = () => {
     if (!body.destroyed) body.destroy(new ClientGoneError());
   };
@@ -78,17 +91,16 @@ export function limitedBody(context: GatewayContext): Readable {
   request.once('close', () => {
     if (!request.readableEnded) cut();
   });
-  decoder?.once('error', (error: Error) => {
-    if (body !== decoder && !body.destroyed) body.destroy(error);
-    if (request.readableEnded) return;
-    request.unpipe(decoder);
-    request.resume();
-  });
-  if (body === source) return body;
-  body.once('error', () => {
-    if (source.readableEnded) return;
-    source.unpipe(body);
-    source.resume();
-  });
-  return source.pipe(body);
+  let source: Readable = request;
+  for (const step of steps) {
+    const from = source;
+    step.once('error', (error: Error) => {
+      if (step !== body && !body.destroyed) body.destroy(error);
+      if (from.readableEnded) return;
+      from.unpipe(step);
+      from.resume();
+    });
+    source = from.pipe(step);
+  }
+  return body;
 }
