@@ -4,7 +4,7 @@ import type { ClientResponse, GatewayContext } from '../context.ts';
 import { stopBodyAfterAnswer } from '../entrypoints/http2-request.ts';
 import { applyHeaderHooks } from './answer-headers.ts';
 import { encodeGrpcMessage, grpcStatusOf } from './grpc-status.ts';
-import { grpcWebBodyReader, grpcWebTrailerFrame, isGrpcWebType, type GrpcWebTrailerReader } from './grpc-web-trailers.ts';
+import { grpcWebBodyReader, grpcWebTrailerFrame, isGrpcWebText, isGrpcWebType, type GrpcWebTrailerReader } from './grpc-web-trailers.ts';
 
 /**
  * Ends a response that is only headers, as a gRPC Trailers-Only answer: towards an HTTP/2 client one
@@ -47,8 +47,8 @@ function acceptsText(accept: string | undefined): boolean | undefined {
   if (accept === undefined || !accept.includes('application/grpc-web')) return undefined;
   for (const range of accept.split(',')) {
     const type = range.split(';')[0]!.trim().toLowerCase();
-    if (type.startsWith('application/grpc-web-text')) return true;
-    if (type.startsWith('application/grpc-web')) return false;
+    if (isGrpcWebText(type)) return true;
+    if (isGrpcWebType(type)) return false;
   }
   return undefined;
 }
