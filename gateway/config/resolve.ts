@@ -359,21 +359,19 @@ const DEFAULT_COMPRESS_ENCODINGS: readonly CompressEncoding[] = ['br', 'gzip'];
 const DEFAULT_COMPRESS_MIN_BYTES = 1_024;
 /** gzip level and brotli quality 5: near the best ratio a streaming encoder reaches at a small cost in CPU. */
 const DEFAULT_COMPRESS_LEVEL = 5;
-/** The media types `compress` compresses by default: text, and the structured formats sent as text. */
+/**
+ * The media types `compress` compresses by default: text, and the structured formats sent as text,
+ * every `+json` and `+xml` type among them (RFC 6839: problem+json, vnd.api+json, soap+xml…).
+ */
 const DEFAULT_COMPRESS_TYPES: readonly string[] = [
   'text/*',
   'application/json',
+  'application/*+json',
   'application/javascript',
   'application/x-javascript',
   'application/ecmascript',
   'application/xml',
-  'application/xhtml+xml',
-  'application/rss+xml',
-  'application/atom+xml',
-  'application/ld+json',
-  'application/manifest+json',
-  'application/problem+json',
-  'application/graphql-response+json',
+  'application/*+xml',
   'application/x-ndjson',
   'application/wasm',
   'image/svg+xml',

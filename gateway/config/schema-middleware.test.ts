@@ -28,7 +28,7 @@ describe('middlewares', () => {
   small-bodies: { bodyLimit: { maxSize: 1MiB } }
   per-client: { inFlightReq: { amount: 10 } }
   per-tenant: { inFlightReq: { amount: 3, key: "header:X-Tenant" } }
-  zip: { compress: { encodings: [gzip], minSize: 2KiB, excludedContentTypes: [Image/*], level: 9 } }
+  zip: { compress: { encodings: [gzip], minSize: 2KiB, excludedContentTypes: [Image/*, application/*+Zip], level: 9 } }
   memory: { cache: {} }
   small-cache: { cache: { maxSize: 4MiB, maxEntrySize: 64KiB, defaultTtl: 30s, methods: [get], statuses: [200], cacheStatusHeader: X-Cache, useStale: { on: [error, http_503, updating], maxStale: 1h }, lock: { timeout: 2s }, backgroundUpdate: { timeout: 10s } } }
   quiet-cache: { cache: { cacheStatusHeader: false, useStale: false, convertHead: false } }
@@ -55,7 +55,7 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
       'small-bodies': { kind: 'bodyLimit', settings: { maxBytes: 1024 * 1024 } },
       'per-client': { kind: 'inFlightReq', settings: { amount: 10, key: { from: 'client-ip' }, ipv6Subnet: 64 } },
       'per-tenant': { kind: 'inFlightReq', settings: { amount: 3, key: { from: 'header', name: 'x-tenant' }, ipv6Subnet: 64 } },
-      zip: { kind: 'compress', settings: { encodings: ['gzip'], minBytes: 2048, contentTypes: expect.arrayContaining(['text/*', 'application/json']), excludedContentTypes: ['image/*'], level: 9 } },
+      zip: { kind: 'compress', settings: { encodings: ['gzip'], minBytes: 2048, contentTypes: expect.arrayContaining(['text/*', 'application/json']), excludedContentTypes: ['image/*', 'application/*+zip'], level: 9 } },
       memory: {
         kind: 'cache',
         settings: { maxBytes: 64 * 1_048_576, maxEntryBytes: 1_048_576, defaultTtlMs: undefined, methods: ['GET', 'HEAD'], statuses: [200, 203, 204, 300, 301, 404, 410], cacheStatusHeader: 'x-cache-status', useStale: { on: [], maxStaleMs: 0, answerDirectives: true }, lockTimeoutMs: undefined, convertHead: true, backgroundUpdateTimeoutMs: undefined },
@@ -152,6 +152,8 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['middlewares:\n  c: { compress: { level: 10 } }', 'middlewares.c.compress.level (line 2)'],
     ['middlewares:\n  c: { compress: { minSize: -1 } }', 'middlewares.c.compress.minSize (line 2)'],
     ['middlewares:\n  c: { compress: { contentTypes: ["text/html; charset=utf-8"] } }', 'middlewares.c.compress.contentTypes.0 (line 2): expected a media type such as application/json'],
+    ['middlewares:\n  c: { compress: { contentTypes: ["application/*+"] } }', 'middlewares.c.compress.contentTypes.0 (line 2): expected a media type such as application/json'],
+    ['middlewares:\n  c: { compress: { contentTypes: ["application/*json"] } }', 'middlewares.c.compress.contentTypes.0 (line 2): expected a media type such as application/json'],
     ['middlewares:\n  c: { compress: { gzip: true } }', 'middlewares.c.compress.gzip (line 2): unknown field "gzip"'],
     ['middlewares:\n  e: { errors: { pages: {} } }', 'middlewares.e.errors.pages (line 2): expected at least one page'],
     ['middlewares:\n  e: { errors: { pages: { "600": /p.html } } }', 'middlewares.e.errors.pages.600 (line 2): "600": expected a status (502), a class (5xx) or a range (500-599), within 400-599'],

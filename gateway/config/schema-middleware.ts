@@ -43,12 +43,12 @@ const corsOrigin = z.string().transform((text, context) => {
 /** An HTTP method (an RFC 9110 token, case kept: methods are case-sensitive), or `*` for whichever a preflight asks. */
 const corsMethod = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is not a valid method');
 
-const MEDIA_TYPE_HINT = 'expected a media type such as application/json, or a whole type such as text/*';
+const MEDIA_TYPE_HINT = 'expected a media type such as application/json, a whole type such as text/*, or a suffix such as application/*+json';
 
-/** A media type or `type/*`, without parameters; lower-cased. */
+/** A media type, `type/*` or `type/*+suffix`, without parameters; lower-cased. */
 const mediaTypePattern = z.string().transform((text, context) => {
   const type = text.trim().toLowerCase();
-  if (/^[a-z0-9!#$&^_.+-]+\/(?:\*|[a-z0-9!#$&^_.+-]+)$/.test(type)) return type;
+  if (/^[a-z0-9!#$&^_.+-]+\/(?:\*|\*\+[a-z0-9!#$&^_.-]+|[a-z0-9!#$&^_.+-]+)$/.test(type)) return type;
   context.addIssue({ code: 'custom', message: MEDIA_TYPE_HINT });
   return z.NEVER;
 });

@@ -20,7 +20,7 @@ const flood = { written: 0, waiting: false, finished: false };
 const waitingStreams = new Set<ServerResponse>();
 
 /** The backend's answers by path: a real HTTP/1.1 server on port 0. */
-function answer(path: string, method: string, headers: IncomingHttpHeaders, response: ServerResponse): void {
+function answer(path: string, query: string, method: string, headers: IncomingHttpHeaders, response: ServerResponse): void {
   switch (path) {
     case '/text':
       if (headers.range !== undefined) {
@@ -33,6 +33,9 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       return void response.end(method === 'HEAD' ? undefined : TEXT);
     case '/small':
       return void response.writeHead(200, { 'content-type': 'application/json', 'content-length': 20 }).end('{"a":"0123456789ab"}');
+    case '/typed':
+      // The type the test names, decoded: `+` stays `+` in a path segment, not in a query.
+      return void response.writeHead(200, { 'content-type': decodeURIComponent(query), 'content-length': TEXT.length }).end(TEXT);
     case '/image':
       return void response.writeHead(200, { 'content-type': 'image/png', 'content-length': TEXT.length }).end(TEXT);
     case '/no-transform':
@@ -146,7 +149,10 @@ describe('compress: answers compressed on the fly by a real gateway from a real 
   const accessLine = (path: string) => accessLineOf(gateway.process, path);
 
   beforeAll(async () => {
-    backend = createServer((request, response) => answer(new URL(request.url!, 'http://backend').pathname, request.method!, request.headers, response));
+    backend = createServer((request, response) => {
+      const url = new URL(request.url!, 'http://backend');
+      answer(url.pathname, url.search.slice(1), request.method!, request.headers, response);
+    });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     const backendPort = (backend.address() as { port: number }).port;
     gateway = await startGateway(`
@@ -192,6 +198,16 @@ routes:
     expect(answer.body.length).toBeLessThan(TEXT.length / 2);
     expect(decode(answer).equals(TEXT)).toBe(true);
   });
+
+  it.each(['application/problem+json', 'application/vnd.api+json', 'application/ld+json', 'application/vnd.github.v3+json; charset=utf-8', 'application/soap+xml', 'image/svg+xml'])(
+    'compresses %s by default: every +json and +xml type (RFC 6839)',
+    async (type) => {
+      const answer = await http1(gateway.port, `/zipped/typed?${encodeURIComponent(type)}`, { 'accept-encoding': 'gzip' });
+      expect(answer.headers['content-type']).toBe(type);
+      expect(answer.headers['content-encoding']).toBe('gzip');
+      expect(decode(answer).equals(TEXT)).toBe(true);
+    },
+  );
 
   it('sends identity, with Vary, to a client that accepts no offered coding', async () => {
     for (const acceptEncoding of [undefined, 'identity', 'br;q=0, gzip;q=0', 'deflate']) {

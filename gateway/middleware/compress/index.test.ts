@@ -59,9 +59,23 @@ describe('mayCompress', () => {
     expect(mayCompress(request as IncomingHttpHeaders, status, { ...headers }, SETTINGS)).toBe(expected);
   });
 
+  it.each([
+    ['application/problem+json', true],
+    ['application/vnd.api+json; charset=utf-8', true],
+    ['Application/Soap+XML', true],
+    ['application/json', false],
+    ['application/+json', false],
+    ['application/json-seq', false],
+    ['image/svg+xml', false],
+  ])('matches a suffix pattern (application/*+json, application/*+xml) against %s: %s', (type, expected) => {
+    const settings = { ...SETTINGS, contentTypes: ['application/*+json', 'application/*+xml'] };
+    expect(mayCompress({}, 200, { 'content-type': type }, settings)).toBe(expected);
+  });
+
   it('compresses every type but the excluded ones when excludedContentTypes is set', () => {
-    const settings = { ...SETTINGS, excludedContentTypes: ['image/*', 'application/zip'] };
+    const settings = { ...SETTINGS, excludedContentTypes: ['image/*', 'application/zip', 'application/*+zip'] };
     expect(mayCompress({}, 200, { 'content-type': 'application/octet-stream' }, settings)).toBe(true);
+    expect(mayCompress({}, 200, { 'content-type': 'application/epub+zip' }, settings)).toBe(false);
     expect(mayCompress({}, 200, { 'content-type': 'image/webp' }, settings)).toBe(false);
     expect(mayCompress({}, 200, { 'content-type': 'Application/Zip' }, settings)).toBe(false);
   });

@@ -44,9 +44,17 @@ export function negotiateEncoding(acceptEncoding: string | undefined, offered: r
  */
 const UNTOUCHED_STATUSES: ReadonlySet<number> = new Set([101, 204, 205, 206, 304]);
 
-/** Whether the media type `type` (parameters already removed, lower-case) matches `pattern` (`text/*` or an exact type). */
+/**
+ * Whether the media type `type` (parameters already removed, lower-case) matches `pattern`: `text/*`,
+ * `application/*+json` (any subtype with that structured syntax suffix, RFC 6839) or an exact type.
+ */
 function matchesType(type: string, pattern: string): boolean {
-  return pattern.endsWith('/*') ? type.startsWith(pattern.slice(0, -1)) : type === pattern;
+  if (pattern.endsWith('/*')) return type.startsWith(pattern.slice(0, -1));
+  const wildcard = pattern.indexOf('/*+');
+  if (wildcard === -1) return type === pattern;
+  const prefix = pattern.slice(0, wildcard + 1);
+  const suffix = pattern.slice(wildcard + 2);
+  return type.length > prefix.length + suffix.length && type.startsWith(prefix) && type.endsWith(suffix);
 }
 
 /** Whether `settings` lets a body of Content-Type `contentType` be compressed. */
