@@ -27,8 +27,11 @@ function answer(path: string, query: string, method: string, headers: IncomingHt
         response.writeHead(206, { 'content-type': 'text/plain', 'content-range': `bytes 0-9/${TEXT.length}`, 'content-length': 10 });
         return void response.end(TEXT.subarray(0, 10));
       }
-      // A revalidation: the upstream compares weakly (RFC 9110 §13.1.2), and says nothing of the body.
-      if (headers['if-none-match'] !== undefined) return void response.writeHead(304, { etag: ETAG, vary: 'Origin' }).end();
+      // A revalidation: the upstream compares weakly (RFC 9110 §13.1.2), and sends the length and
+      // ranges its 200 has (RFC 9110 §8.6 lets it), as some servers do.
+      if (headers['if-none-match'] !== undefined) {
+        return void response.writeHead(304, { etag: ETAG, vary: 'Origin', 'content-length': TEXT.length, 'accept-ranges': 'bytes' }).end();
+      }
       response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': TEXT.length, etag: ETAG, 'accept-ranges': 'bytes', vary: 'Origin' });
       return void response.end(method === 'HEAD' ? undefined : TEXT);
     case '/small':
@@ -220,13 +223,20 @@ routes:
     }
   });
 
-  it('answers a revalidation (304) with the Vary and the ETag of the 200 it stands for, compressed or not', async () => {
-    for (const acceptEncoding of ['gzip', 'br', 'identity']) {
-      const first = await http1(gateway.port, '/zipped/text', { 'accept-encoding': acceptEncoding });
-      const again = await http1(gateway.port, '/zipped/text', { 'accept-encoding': acceptEncoding, 'if-none-match': first.headers.etag! });
-      expect(again.status, acceptEncoding).toBe(304);
-      expect({ etag: again.headers.etag, vary: again.headers.vary }, acceptEncoding).toEqual({ etag: first.headers.etag, vary: first.headers.vary });
+  it('answers a revalidation (304) with the Vary, the ETag, and the length (RFC 9110 §8.6) or none, of the 200 it stands for, compressed or not, to GET and HEAD', async () => {
+    const fields = (answer: Answer) => ({ etag: answer.headers.etag, vary: answer.headers.vary, length: answer.headers['content-length'], ranges: answer.headers['accept-ranges'] });
+    for (const method of ['GET', 'HEAD']) {
+      for (const acceptEncoding of ['gzip', 'br', 'identity']) {
+        const first = await http1(gateway.port, '/zipped/text', { 'accept-encoding': acceptEncoding }, method);
+        const again = await http1(gateway.port, '/zipped/text', { 'accept-encoding': acceptEncoding, 'if-none-match': first.headers.etag! }, method);
+        expect(again.status, `${method} ${acceptEncoding}`).toBe(304);
+        expect(fields(again), `${method} ${acceptEncoding}`).toEqual(fields(first));
+      }
     }
+    const first = await http2(session, '/zipped/text', { 'accept-encoding': 'br' });
+    const again = await http2(session, '/zipped/text', { 'accept-encoding': 'br', 'if-none-match': first.headers.etag! });
+    expect(again.status).toBe(304);
+    expect(fields(again)).toEqual(fields(first));
   });
 
   it('answers HEAD with the head a GET gets (RFC 9110 §9.3.2): coding, Vary, weak ETag, no length, and no body', async () => {

@@ -100,6 +100,19 @@ describe('compress', () => {
     expect(headers).toEqual({ 'content-type': 'text/plain', etag: 'W/"v1"', 'content-encoding': 'gzip', vary: 'Accept-Encoding' });
   });
 
+  it.each([
+    ['stands for a compressed 200: loses the length, ranges and digests of the upstream bytes, ETag weakened', { 'accept-encoding': 'gzip' }, { 'content-type': 'text/plain', 'content-length': '4096', 'accept-ranges': 'bytes', 'repr-digest': 'sha-256=:BBBB:', etag: '"v1"' }, { 'content-type': 'text/plain', etag: 'W/"v1"', vary: 'Accept-Encoding' }],
+    ['stands for a 200 sent as it is to a client that accepts no coding: keeps its head, with Vary', { 'accept-encoding': 'identity' }, { 'content-length': '4096', 'accept-ranges': 'bytes', etag: '"v1"' }, { 'content-length': '4096', 'accept-ranges': 'bytes', etag: '"v1"', vary: 'Accept-Encoding' }],
+    ['says a length below minBytes, a 200 never compressed: keeps its head', { 'accept-encoding': 'gzip' }, { 'content-type': 'text/plain', 'content-length': '1023', etag: '"v1"' }, { 'content-type': 'text/plain', 'content-length': '1023', etag: '"v1"' }],
+    ['names a type left out: keeps its head', { 'accept-encoding': 'gzip' }, { 'content-type': 'image/png', 'content-length': '4096', etag: '"v1"' }, { 'content-type': 'image/png', 'content-length': '4096', etag: '"v1"' }],
+  ])('edits a 304 that %s', async (_name, requestHeaders, headers, expected) => {
+    const context = { request: { method: 'GET', headers: requestHeaders }, responseEncoder: undefined } as unknown as GatewayContext;
+    await compress(SETTINGS)(context, async () => {});
+    const edited: OutgoingHttpHeaders = { ...headers };
+    expect(context.responseEncoder!(304, edited, context)).toBeUndefined();
+    expect(edited).toEqual(expected);
+  });
+
   it('gives an answer to HEAD the head the GET gets, and no encoder: it has no body', async () => {
     const context = { request: { method: 'HEAD', headers: { 'accept-encoding': 'br' } }, upstream: { method: 'HEAD' }, responseEncoder: undefined } as unknown as GatewayContext;
     await compress(SETTINGS)(context, async () => {});

@@ -20,6 +20,20 @@ function createEncoder(coding: 'br' | 'gzip', level: number, sizeHint: number): 
 }
 
 /**
+ * Edits the head of an answer that stands for a compressed body: the upstream's length, ranges and
+ * digests of its bytes (RFC 9530, RFC 1864) would not match the encoded ones, and a strong ETag is
+ * weakened.
+ */
+function describeEncoded(headers: OutgoingHttpHeaders): void {
+  delete headers['content-length'];
+  delete headers['accept-ranges'];
+  delete headers['content-digest'];
+  delete headers['repr-digest'];
+  delete headers['content-md5'];
+  weakenEtag(headers);
+}
+
+/**
  * Compresses answers on the fly (Traefik's `compress`, nginx's `gzip`): picks `br` or `gzip` by the
  * request's Accept-Encoding and the server's order, streams the body through the encoder (never
  * buffered whole, back-pressure kept), and adds `Vary: Accept-Encoding` to every answer that may be
@@ -42,14 +56,8 @@ export function compress(settings: CompressSettings): Middleware {
     const coding = negotiateEncoding(request.headers['accept-encoding'], settings.encodings);
     if (coding === undefined) return undefined;
     const sizeHint = headers['content-length'] === undefined ? 0 : Number(headers['content-length']);
-    delete headers['content-length'];
-    delete headers['accept-ranges'];
-    // Digests of the bytes as the upstream sent them (RFC 9530, RFC 1864) would not match the encoded ones.
-    delete headers['content-digest'];
-    delete headers['repr-digest'];
-    delete headers['content-md5'];
+    describeEncoded(headers);
     headers['content-encoding'] = coding;
-    weakenEtag(headers);
     // A HEAD's answer gets the head the GET's would have (RFC 9110 §9.3.2), and has no body to encode.
     if (request.method === 'HEAD') return undefined;
     return createEncoder(coding, settings.level, sizeHint);
@@ -57,12 +65,15 @@ export function compress(settings: CompressSettings): Middleware {
   /**
    * A 304 gets the Vary and the ETag of the 200 it revalidates (RFC 9110 §15.4.5): a cache
    * freshens its stored compressed answer only by a validator that matches its weak ETag (RFC 9111
-   * §4.3.4), and a weakened ETag still matches, weakly, an answer that was not compressed.
+   * §4.3.4), and a weakened ETag still matches, weakly, an answer that was not compressed. Standing
+   * for a compressed 200, it loses the upstream's Content-Length (RFC 9110 §8.6: only the length
+   * the 200 would have had, which is not known), Accept-Ranges and digests, as that 200 did: a
+   * cache would take them into its stored compressed answer (RFC 9111 §3.2).
    */
   const notModified = (requestHeaders: GatewayContext['request']['headers'], headers: OutgoingHttpHeaders): undefined => {
     if (!notModifiedMayStandForCompressed(requestHeaders, headers, settings)) return undefined;
     varyOnAcceptEncoding(headers);
-    if (negotiateEncoding(requestHeaders['accept-encoding'], settings.encodings) !== undefined) weakenEtag(headers);
+    if (negotiateEncoding(requestHeaders['accept-encoding'], settings.encodings) !== undefined) describeEncoded(headers);
     return undefined;
   };
   return async function compress(context, next) {
