@@ -69,6 +69,20 @@ const CLIENT_ERRORS: Readonly<Record<string, ListenerAnswer>> = {
   ERR_HTTP_REQUEST_TIMEOUT: ANSWERS[408],
 };
 
+/**
+ * The answer to a request whose body the client ended short of its length (`Content-Length`, or a
+ * chunked body without its last chunk): the class the transports give a body that breaks off
+ * (`client-body-error`). Its connection's end is all the gateway sees, the same whether the
+ * client only ended its side or closed it (both a FIN), so it is no `cancelled` 499: nginx logs
+ * this case 400 too ("client prematurely closed connection").
+ */
+const BODY_ENDED = answerOf(400, 'Bad Request', 'client-body-error');
+
+/** Whether `error` is the connection's end in the middle of `request`'s body (Node's parser at EOF), not bytes that failed to parse. */
+function bodyEnded(error: NodeJS.ErrnoException, request: IncomingMessage | undefined): boolean {
+  return error.code === 'HPE_INVALID_EOF_STATE' && request !== undefined && !request.complete;
+}
+
 /** One answer the listener gave by itself to a request no handler saw, told once it is written (an HTTP/2 head over maxHeaderSize: once its stream is reset). */
 export interface ListenerRefusal {
   /**
@@ -118,7 +132,8 @@ export function refuseConnection(
   report: RefusalReport,
 ): void {
   if ((socket as Socket).writable === false || error.code === 'ECONNRESET') return void socket.destroy();
-  const refusal = CLIENT_ERRORS[error.code ?? ''] ?? ANSWERS[400];
+  const broken = inFlight.find((response) => !response.req.complete);
+  const refusal = bodyEnded(error, broken?.req ?? unfinished) ? BODY_ENDED : (CLIENT_ERRORS[error.code ?? ''] ?? ANSWERS[400]);
   const { status, error: code } = refusal;
   log.debug({ code: error.code, status }, 'refused a malformed request');
   /** Writes the answer; told to `report`, or left on `inPlaceOf`, the dispatched request it answers (its handler records it as its outcome). */
@@ -131,7 +146,6 @@ export function refuseConnection(
     if (inPlaceOf) (inPlaceOf as AnsweredResponse)[LISTENER_ANSWER] = { status, error: code, bytes };
     else report({ status, error: code, bytes, clientAddress, method: unfinished?.method, target: unfinished?.url });
   };
-  const broken = inFlight.find((response) => !response.req.complete);
   if (broken) return inFlight.length === 1 && !broken.headersSent ? answer(broken) : void socket.destroy(error);
   let pending = inFlight.length;
   if (pending === 0) return answer();

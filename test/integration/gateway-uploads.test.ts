@@ -187,6 +187,35 @@ routes:
     expect(backend.received.get('http10')).toMatchObject({ bytes: 5, complete: true, expect: undefined });
   });
 
+  it('logs an upload whose client ends its connection mid-body, half-closed or closed, 400 client-body-error (as nginx logs 400), counted as 4xx and against no instance', async () => {
+    const metric = async (name: string, labels: Record<string, string>) =>
+      ((await admin.metrics()).get(name)?.samples ?? []).filter((sample) => Object.entries(labels).every(([key, value]) => sample.labels[key] === value)).reduce((sum, sample) => sum + sample.value, 0);
+    const before = { instance: await instance(), upstreamErrors: await metric('switchboard_upstream_errors_total', { service: 'upload' }), clientErrors: await metric('switchboard_requests_total', { service: 'upload', status: '4xx' }) };
+    for (const ending of ['half-closed', 'closed'] as const) {
+      const id = `ended-${ending}`;
+      const socket = connect(gateway.port, '127.0.0.1');
+      let answer = '';
+      socket.on('data', (chunk) => (answer += chunk.toString()));
+      socket.on('error', () => undefined);
+      socket.write(`POST /upload/${id} HTTP/1.1\r\nHost: gw\r\nx-upload-id: ${id}\r\nContent-Length: ${MiB}\r\n\r\n${'e'.repeat(64 * 1024)}`);
+      await waitFor(() => (backend.received.get(id)?.bytes ?? 0) > 0, { timeoutMs: 15_000, message: `the backend to receive part of ${id}` });
+      if (ending === 'closed') socket.destroy();
+      else {
+        // Ends its side only, and still reads: the 400 reaches it.
+        socket.end();
+        await waitFor(() => answer.startsWith('HTTP/1.1 400 '), { timeoutMs: 15_000, message: `the 400 for ${id}` });
+        socket.destroy();
+      }
+      await waitFor(() => backend.received.get(id)?.aborted, { timeoutMs: 15_000, message: `the gateway to close ${id} upstream` });
+      const line = await accessLineOf(gateway.process, `/upload/${id}`, { timeoutMs: 5_000 });
+      expect({ status: line.status, errorClass: line.errorClass, aborted: line.aborted, upstream: line.upstream }, ending).toEqual({ status: 400, errorClass: 'client-body-error', aborted: undefined, upstream: address() });
+    }
+    await waitFor(async () => (await metric('switchboard_requests_total', { service: 'upload', status: '4xx' })) === before.clientErrors + 2, { message: 'both requests counted as 4xx' });
+    expect(await metric('switchboard_upstream_errors_total', { service: 'upload' })).toBe(before.upstreamErrors);
+    const after = await instance();
+    expect({ errors: after.errors, health: after.health }).toEqual({ errors: before.instance.errors, health: before.instance.health });
+  });
+
   it('leaves the instance healthy after many requests that fail by the client’s fault', async () => {
     const before = await instance();
     const ROUNDS = 12;
