@@ -12,16 +12,18 @@ const HEADERS_TIMEOUT_MS = 2_000;
  */
 function closedAfter(port: number, first: Buffer, late?: { bytes: Buffer; lateMs: number }): Promise<number> {
   return new Promise((resolve) => {
+    // Taken before the connect, not at its 'connect' event: the gateway's deadline starts at its
+    // accept, which cannot come before the connect, while this process may run its 'connect'
+    // handler late on a loaded machine, and the time since would then fall short of the deadline.
+    const startedAt = performance.now();
     const socket = connect({ host: '127.0.0.1', port });
-    let connectedAt = 0;
     socket.once('connect', () => {
-      connectedAt = performance.now();
       if (first.length > 0) socket.write(first);
       if (late) setTimeout(() => socket.writable && socket.write(late.bytes), late.lateMs);
     });
     socket.on('error', () => undefined);
     socket.resume();
-    socket.once('close', () => resolve(performance.now() - connectedAt));
+    socket.once('close', () => resolve(performance.now() - startedAt));
   });
 }
 
