@@ -71,9 +71,9 @@ describe('RequestGuard', () => {
   it('never counts what the client or the gateway caused against the upstream', () => {
     const guard = guardOf();
     for (const errorClass of ['cancelled', 'client-body-error', 'request-rejected', 'deadline-exceeded', 'internal', 'unsupported-protocol'] as const) {
-      for (let call = 0; call < 5; call += 1) expect(guard.record(call, errorClass, 0, Admission.Admitted)).toBe(false);
+      expect(guard.judges(errorClass)).toBe(false);
     }
-    expect(guard.slot!.breaker.figures(10)).toEqual({ requests: 0, failures: 0 });
+    for (const errorClass of [undefined, 'http-5xx', 'grpc-error', 'connect-refused', 'reset-before-headers', 'headers-timeout'] as const) expect(guard.judges(errorClass)).toBe(true);
     for (let call = 0; call < 4; call += 1) guard.record(call, 'connect-refused', 0, Admission.Admitted);
     expect(guard.slot!.breaker.state).toBe('open');
   });
@@ -88,7 +88,7 @@ describe('RequestGuard', () => {
 
   it("counts a gRPC call its server failed by the status it stands for, as a 5xx: failureStatuses decide", () => {
     const narrow = guardOf([429, 503]);
-    for (let call = 0; call < 8; call += 1) expect(narrow.record(call, 'grpc-error', 500, Admission.Admitted)).toBe(true);
+    for (let call = 0; call < 8; call += 1) narrow.record(call, 'grpc-error', 500, Admission.Admitted);
     expect(narrow.slot!.breaker.state).toBe('closed');
     const guard = guardOf();
     for (let call = 0; call < 4; call += 1) guard.record(call, 'grpc-error', 503, Admission.Admitted);

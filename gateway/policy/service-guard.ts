@@ -99,8 +99,9 @@ export class ServiceLimits {
 /**
  * What the proxy consults for one request of a service through a route: the route's (or the
  * service's) breaker and the service's caps and retry budget. The calls form one protocol: `enter`
- * (and when it says `MUST_WAIT`, `waitForSlot` then `enter` again), any number of `record`, a
- * `mayRetry` before each retry with `retryEnded` after it, and `leave` exactly once after an admission.
+ * (and when it says `MUST_WAIT`, `waitForSlot` then `enter` again), a `mayRetry` before each retry
+ * with `retryEnded` after it, at most one `record` when the request ends, and `leave` exactly once
+ * after an admission.
  */
 export class RequestGuard {
   constructor(
@@ -161,22 +162,27 @@ export class RequestGuard {
   }
 
   /**
-   * One attempt's outcome for the breaker: `attemptClass` as the attempt observer gets it (undefined,
-   * `http-5xx` or `grpc-error` for an answer, whose `status` decides: for a gRPC call, the status its
-   * `grpc-status` stands for, `answerStatusOf`), `admission` what `enter` returned. Returns false
-   * when it was nobody's fault but the client's or the gateway's, which the breaker never counts.
+   * Whether an attempt ending in `attemptClass` is a verdict on the upstream that the breaker may
+   * hear (an answer, or one of the upstream's faults): false when it was nobody's fault but the
+   * client's or the gateway's, which the breaker never counts.
    */
-  record(nowMs: number, attemptClass: GatewayErrorClass | undefined, status: number, admission: number): boolean {
+  judges(attemptClass: GatewayErrorClass | undefined): boolean {
+    return attemptClass === undefined || attemptClass === 'http-5xx' || attemptClass === 'grpc-error' || countsAgainstUpstream(attemptClass);
+  }
+
+  /**
+   * The request's outcome for the breaker, once, when it ends: its last attempt that `judges`
+   * accepted (Hystrix's command, around the retries: a request retried to success is a success,
+   * one whose every attempt failed one failure). `attemptClass` is as the attempt observer gets it
+   * (undefined, `http-5xx` or `grpc-error` for an answer, whose `status` decides: for a gRPC call,
+   * the status its `grpc-status` stands for, `answerStatusOf`), `admission` what `enter` returned.
+   */
+  record(nowMs: number, attemptClass: GatewayErrorClass | undefined, status: number, admission: number): void {
     const slot = this.slot;
-    if (!slot) return true;
+    if (!slot) return;
     const trial = admission === Admission.Trial + slot.breaker.round;
-    if (attemptClass !== undefined && attemptClass !== 'http-5xx' && attemptClass !== 'grpc-error') {
-      if (!countsAgainstUpstream(attemptClass)) return false;
-      slot.breaker.record(nowMs, true, trial);
-      return true;
-    }
-    slot.breaker.record(nowMs, slot.failing[status] === 1, trial);
-    return true;
+    const failed = (attemptClass !== undefined && attemptClass !== 'http-5xx' && attemptClass !== 'grpc-error') || slot.failing[status] === 1;
+    slot.breaker.record(nowMs, failed, trial);
   }
 
   /** True (and one retry taken) when the breaker is closed, `maxActiveRetries` is not reached and the budget has a retry left. */

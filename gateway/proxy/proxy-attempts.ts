@@ -79,8 +79,11 @@ export class AttemptLoop implements AttemptReceiver {
   private firstTried: string | undefined = undefined;
   private laterTried: string[] | undefined = undefined;
   private lastError: GatewayErrorClass | undefined = undefined;
-  // Whether an attempt's outcome counted for the breaker (a trial without one frees its slot), and whether a retry is out.
+  // Whether an attempt's outcome is the breaker's to hear (a trial without one frees its slot), which
+  // one (the last such attempt's: booked once, when the request ends), and whether a retry is out.
   private recorded = false;
+  private verdictClass: GatewayErrorClass | undefined = undefined;
+  private verdictStatus = 0;
   private retrying = false;
   private ended = false;
   /** Set while an attempt's request is still held by its transport, unsent (`AttemptResult.released`). */
@@ -238,8 +241,13 @@ export class AttemptLoop implements AttemptReceiver {
     if (result.ok || result.unsent !== true) this.shared.observer?.attempt(context.service, pick.address, attemptClass);
     else context.outcome.unsent = true;
     if (guard) {
-      // The clock is read only when a breaker will use it.
-      if (guard.record(guard.slot ? performance.now() : 0, attemptClass, status, this.admission)) this.recorded = true;
+      // The breaker judges the request, not each attempt (passive health does that, per instance): a
+      // failure a retry answers is no failure of the service's. Held until the loop ends.
+      if (guard.judges(attemptClass)) {
+        this.recorded = true;
+        this.verdictClass = attemptClass;
+        this.verdictStatus = status;
+      }
       if (this.retrying) guard.retryEnded();
       this.retrying = false;
     }
@@ -308,6 +316,7 @@ export class AttemptLoop implements AttemptReceiver {
     const guard = this.guard;
     try {
       if (guard) {
+        if (this.recorded) guard.record(performance.now(), this.verdictClass, this.verdictStatus, this.admission);
         if (this.retrying) guard.retryEnded();
         // A request its transport still holds (waiting for a connection) keeps its concurrency slot until let go.
         if (this.released) leaveWhenReleased(guard, this.released, this.admission, this.recorded);

@@ -91,7 +91,8 @@ describe('a retry picks from the host set in force when it is made, not the one 
       enter: () => (entries++ === 0 ? MUST_WAIT : 1),
       // While the request waits, a leaves the registry.
       waitForSlot: () => (balancer.update([endpoint('b')]), Promise.resolve(true)),
-      record: () => true,
+      judges: () => true,
+      record: () => undefined,
       mayRetry: () => true,
       retryEnded: () => undefined,
       leave: () => undefined,

@@ -114,3 +114,16 @@ export async function testGateway(options: TestGatewayOptions) {
     },
   };
 }
+
+/** For tests: a server that runs every request through `proxy` as service `svc`; `attempts` collects each finished request's attempt count. */
+export async function serveProxy(proxy: (context: GatewayContext) => Promise<void>, prepare: (context: GatewayContext) => void = () => undefined): Promise<{ port: number; attempts: number[]; close: () => Promise<void> }> {
+  const attempts: number[] = [];
+  const server = createServer((request, response) => {
+    const context = initialContext(request, response);
+    context.service = 'svc';
+    prepare(context);
+    void proxy(context).then(() => attempts.push(context.outcome.attempts));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as AddressInfo).port, attempts, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}

@@ -19,25 +19,12 @@ import { UpstreamTransports, type AttemptReceiver } from '../transports/index.ts
 import { refusingPort } from '../../test/harness/ports.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { createProxy, type ProxyPolicy } from './proxy.ts';
-import { TEST_PROXY_POLICY } from './proxy-testing.ts';
+import { serveProxy, TEST_PROXY_POLICY } from './proxy-testing.ts';
 
 const listen = async (server: Server | Http2Server) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return (server.address() as AddressInfo).port;
 };
-
-/** A server that runs every request through `proxy` as service `svc`; `attempts` collects each finished request's attempt count. */
-async function serveProxy(proxy: (context: GatewayContext) => Promise<void>, prepare: (context: GatewayContext) => void = () => undefined): Promise<{ port: number; attempts: number[]; close: () => Promise<void> }> {
-  const attempts: number[] = [];
-  const server = createServer((request, response) => {
-    const context = initialContext(request, response);
-    context.service = 'svc';
-    prepare(context);
-    void proxy(context).then(() => attempts.push(context.outcome.attempts));
-  });
-  const port = await listen(server);
-  return { port, attempts, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
 
 /** Answers 200 on every path except `/reset`, where it drops the connection without answering. */
 const answer = (request: { url?: string; socket: { destroy(): void }; resume(): void }, response: { end(body: string): void }) => {
@@ -192,7 +179,8 @@ describe('the attempt loop with a transport that reports before attemptThen retu
     const guard = {
       slot: undefined,
       enter: () => (calls.push('enter'), 1),
-      record: () => true,
+      judges: () => true,
+      record: () => undefined,
       mayRetry: () => (calls.push('mayRetry'), true),
       retryEnded: () => calls.push('retryEnded'),
       leave: () => calls.push('leave'),
@@ -265,7 +253,7 @@ describe('the attempt loop with a transport that still holds an unsent request a
       },
     };
     const calls: string[] = [];
-    const guard = { slot: undefined, enter: () => (calls.push('enter'), 1), record: () => true, mayRetry: () => true, retryEnded: () => calls.push('retryEnded'), leave: () => calls.push('leave') } as unknown as RequestGuard;
+    const guard = { slot: undefined, enter: () => (calls.push('enter'), 1), judges: () => true, record: () => undefined, mayRetry: () => true, retryEnded: () => calls.push('retryEnded'), leave: () => calls.push('leave') } as unknown as RequestGuard;
     const proxy = createProxy({ pickerFor: () => picker, policyFor: () => TEST_PROXY_POLICY, transports: { get: () => transport } as unknown as UpstreamTransports, guards: { guardFor: () => guard } });
     const { port, attempts, close } = await serveProxy(proxy);
     try {
@@ -342,7 +330,7 @@ describe("the attempt loop books an upstream's answer to a gRPC call by its grpc
     };
     const recorded: [string | undefined, number][] = [];
     const observed: (string | undefined)[] = [];
-    const guard = { slot: undefined, enter: () => 1, record: (_now: number, errorClass: string | undefined, answered: number) => (recorded.push([errorClass, answered]), true), mayRetry: () => true, retryEnded: () => undefined, leave: () => undefined } as unknown as RequestGuard;
+    const guard = { slot: undefined, enter: () => 1, judges: () => true, record: (_now: number, errorClass: string | undefined, answered: number) => recorded.push([errorClass, answered]), mayRetry: () => true, retryEnded: () => undefined, leave: () => undefined } as unknown as RequestGuard;
     const proxy = createProxy({
       pickerFor: () => picker,
       policyFor: () => ({ ...TEST_PROXY_POLICY, retries: 2, retryOn: ['connect-failure', 'reset', 'headers-timeout'] }),
@@ -362,7 +350,7 @@ describe("the attempt loop books an upstream's answer to a gRPC call by its grpc
 });
 
 describe('the attempt loop blames one instance per request for a refusal the request may cause (scripted fakes)', () => {
-  it('counts a reset at every attempt and the first refusal of each class, and books the same refusal again as repeated-refusal for the observer and the breaker, while the client gets its own class', async () => {
+  it('counts a reset at every attempt and the first refusal of each class, and books the same refusal again as repeated-refusal for the observer, while the client gets its own class', async () => {
     const failures = ['reset-before-headers', 'upstream-refused', 'upstream-refused', 'http2-protocol-error'] as const;
     const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'h2c', metadata: {} }, address: 'a', done: () => undefined, hold: () => () => undefined };
     const picker: Picker = { pick: () => pick, peek: () => pick };
@@ -375,14 +363,11 @@ describe('the attempt loop blames one instance per request for a refusal the req
         receiver.attemptEnded({ ok: false, errorClass, responseStarted: false, error: new Error(errorClass) });
       },
     };
-    const recorded: (string | undefined)[] = [];
     const observed: (string | undefined)[] = [];
-    const guard = { slot: undefined, enter: () => 1, record: (_now: number, errorClass: string | undefined) => (recorded.push(errorClass), true), mayRetry: () => true, retryEnded: () => undefined, leave: () => undefined } as unknown as RequestGuard;
     const proxy = createProxy({
       pickerFor: () => picker,
       policyFor: () => ({ ...TEST_PROXY_POLICY, retries: 3, retryOn: ['connect-failure', 'reset'] }),
       transports: { get: () => transport } as unknown as UpstreamTransports,
-      guards: { guardFor: () => guard },
       observer: { attempt: (_service, _address, errorClass) => observed.push(errorClass), unavailable: () => undefined },
     });
     const { port, attempts, close } = await serveProxy(proxy);
@@ -393,7 +378,7 @@ describe('the attempt loop blames one instance per request for a refusal the req
       // The same refusal again counts against none; a refusal of the other class is the instance's.
       const booked = ['reset-before-headers', 'upstream-refused', 'repeated-refusal', 'http2-protocol-error'];
       const blamed = ['upstream-refused'];
-      expect({ attempts, blamedBefore, observed, recorded }).toEqual({ attempts: [4], blamedBefore: [undefined, undefined, blamed, blamed], observed: booked, recorded: booked });
+      expect({ attempts, blamedBefore, observed }).toEqual({ attempts: [4], blamedBefore: [undefined, undefined, blamed, blamed], observed: booked });
     } finally {
       await close();
     }

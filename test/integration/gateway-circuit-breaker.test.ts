@@ -49,6 +49,7 @@ describe('circuit breaking, retry budgets and concurrency caps', () => {
   let resetB: TestBackend;
   let slow: TestBackend;
   let backup: TestBackend;
+  let rescuer: TestBackend;
   let gateway: GatewayProcess;
   let admin: AdminClient;
   let events: SseConnection;
@@ -62,7 +63,9 @@ describe('circuit breaking, retry budgets and concurrency caps', () => {
       startTestBackend((_request, response) => held.push(response)),
     ]);
     backup = await startTestBackend((_request, response) => response.writeHead(200, { 'content-type': 'text/plain' }).end('backup'));
+    rescuer = await startTestBackend((_request, response) => response.writeHead(200, { 'content-type': 'text/plain' }).end('rescued'));
     const closedPort = await refusingPort();
+    const [refusedA, refusedB, refusedC] = [await refusingPort(), await refusingPort(), await refusingPort()];
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: { listen: 127.0.0.1:{{adminPort}} }
@@ -107,6 +110,18 @@ services:
     circuitBreaker: { requestVolumeThreshold: 3, sleepWindow: 60s, fallback: { status: 204, headers: { x-fallback: quiet } } }
   backup:
     instances: [127.0.0.1:${backup.port}]
+  mostly-refusing:
+    instances: [127.0.0.1:${refusedA}, 127.0.0.1:${refusedB}, 127.0.0.1:${rescuer.port}]
+    outlierDetection: false
+    retries: { attempts: 3 }
+    retryBudget: false
+    circuitBreaker: { requestVolumeThreshold: 4, errorPercentThreshold: 50, sleepWindow: 60s }
+  all-refusing:
+    instances: [127.0.0.1:${refusedA}, 127.0.0.1:${refusedB}, 127.0.0.1:${refusedC}]
+    outlierDetection: false
+    retries: { attempts: 3 }
+    retryBudget: false
+    circuitBreaker: { requestVolumeThreshold: 4, errorPercentThreshold: 50, sleepWindow: 60s }
 routes:
   - { path: /down, service: down }
   - { path: /quiet, service: down-quiet }
@@ -115,6 +130,8 @@ routes:
   - { path: /reset, service: resetting }
   - { path: /unbudgeted, service: resetting-unbudgeted }
   - { path: /slow, service: slow }
+  - { path: /rescued, service: mostly-refusing }
+  - { path: /all-refusing, service: all-refusing }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     events = await admin.events();
@@ -123,7 +140,7 @@ routes:
     events?.close();
     for (const response of held) response.end();
     await gateway?.process.stop();
-    await Promise.all([flaky, resetA, resetB, slow, backup].map((backend) => backend?.close()));
+    await Promise.all([flaky, resetA, resetB, slow, backup, rescuer].map((backend) => backend?.close()));
   });
 
   const breakerEvents = () => events.messages.filter((message) => message.event.startsWith('breaker-'));
@@ -241,6 +258,30 @@ routes:
     expect(quiet).toMatchObject({ status: 204, body: '' });
     expect(quiet.headers['x-fallback']).toBe('quiet');
     expect(quiet.headers['content-length']).toBeUndefined();
+  });
+
+  const refusedAttempts = async (service: string) =>
+    (await admin.metrics()).get('switchboard_upstream_errors_total')!.samples.find((sample) => sample.labels.service === service && sample.labels.class === 'connect-refused')?.value ?? 0;
+  const breakerOf = async (service: string) => {
+    const view = (await (await admin.get('/api/breakers')).json()) as { workers: { breakers: { service: string; state: string; requests: number; failures: number }[] }[] };
+    return view.workers[0]!.breakers.find((breaker) => breaker.service === service);
+  };
+
+  it('counts a request its retries answered as one call that succeeded: two refusing instances of three never open the breaker', async () => {
+    for (let index = 0; index < 12; index += 1) expect(await sendRequest(gateway.port, '/rescued')).toMatchObject({ status: 200, body: 'rescued' });
+    expect(rescuer.received).toBe(12);
+    // Retries there were (passive health hears each attempt), but every request was served.
+    expect(await refusedAttempts('mostly-refusing')).toBeGreaterThanOrEqual(4);
+    expect(await breakerOf('mostly-refusing')).toMatchObject({ state: 'closed', requests: 12, failures: 0 });
+  });
+
+  it('counts a request whose every attempt failed as one call that failed: each request makes its three attempts until the fourth failed request opens the breaker', async () => {
+    for (let index = 0; index < 4; index += 1) expect((await sendRequest(gateway.port, '/all-refusing')).status).toBe(502);
+    expect(await refusedAttempts('all-refusing')).toBe(12);
+    const refused = await sendRequest(gateway.port, '/all-refusing');
+    expect(JSON.parse(refused.body)).toMatchObject({ error: 'circuit-open', service: 'all-refusing' });
+    const opened = await waitFor(() => breakerEvents().find((message) => message.event === 'breaker-opened' && message.data.includes('"all-refusing"')), { message: 'breaker-opened for all-refusing' });
+    expect((JSON.parse(opened.data) as { data: { requests: number; failures: number } }).data).toMatchObject({ requests: 4, failures: 4 });
   });
 });
 
