@@ -9,6 +9,7 @@ import { CLIENT_SUBJECT_HEADER, CLIENT_VERIFY_HEADER, setClientCertificateHeader
 import { otherSpellingsRemover } from './proxy/header-spellings.ts';
 import { clientUpstreamHeaders } from './proxy/hop-by-hop.ts';
 import { RouteMirror, withMirror } from './proxy/mirror.ts';
+import { answeredTrace } from './proxy/trace-method.ts';
 import type { MirrorSender } from './proxy/mirror-send.ts';
 import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
 import { createRouter, normalisePath, prepareRequestTarget, type RouteRequest, type Router, type RouterOptions } from './router/index.ts';
@@ -132,6 +133,7 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   const logAccess = global.after;
   const onRequestEnd = dependencies.onRequestEnd;
   const tracer = dependencies.tracer;
+  const forwardTrace = config.forwardTrace;
   const finish = (context: GatewayContext, failed: boolean): void => {
     // An answer still queued behind an earlier pipelined one has reached nobody yet, ended or not:
     // what it records waits for its 'close' (sent, or its connection broke: `QUEUED_WHEN_CLOSED`).
@@ -171,6 +173,11 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
       // An upgrade whose connection broke while it waited behind an earlier answer runs no layer:
       // nothing is sent for it (no upstream connects for nothing), and it is recorded 499 as such.
       if (context.response.destroyed && (context.response as QueuedResponse)[QUEUED_WHEN_CLOSED] === true) {
+        finish(context, false);
+        return RESOLVED;
+      }
+      // Before any layer adds to the request: what a TRACE answer could echo is the client's alone.
+      if (answeredTrace(context, forwardTrace)) {
         finish(context, false);
         return RESOLVED;
       }

@@ -130,6 +130,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
       .map(([name, entry]) => ({ name, certFile: absolutePath(baseDir, entry.certFile), keyFile: absolutePath(baseDir, entry.keyFile), entryPoints: entry.entryPoints })),
     forwarding: { trustedProxies },
     accessLog: input.accessLog ?? true,
+    forwardTrace: input.forwardTrace ?? false,
     tracing: resolveTracing(input.tracing),
     paths: {
       mergeSlashes: input.paths?.mergeSlashes ?? DEFAULT_PATH_SETTINGS.mergeSlashes,

@@ -152,6 +152,7 @@ export const configSchema = section({
   certificates: namedCertificatesSchema.optional(),
   forwarding: section({ trustedProxies: z.array(ipRangeText).optional() }).optional(),
   accessLog: z.boolean().optional(),
+  forwardTrace: z.boolean().optional(),
   tracing: tracingSchema.optional(),
   paths: section({ mergeSlashes: z.boolean().optional(), escapedSlashes: z.enum(['keep', 'reject']).optional() }).optional(),
   limits: section({

@@ -45,6 +45,8 @@ export interface GatewayConfig {
   readonly certificates: readonly NamedCertificate[];
   readonly forwarding: ForwardingSettings;
   readonly accessLog: boolean;
+  /** Whether TRACE requests are forwarded (`trace-method.ts`); false (the default): refused with 405. */
+  readonly forwardTrace: boolean;
   /** OpenTelemetry tracing; undefined when off (the default). */
   readonly tracing: TracingSettings | undefined;
   readonly paths: PathSettings;

@@ -27,11 +27,12 @@ function answerOf(status: number, text: string, error: string, allow?: string): 
 }
 
 /**
- * The methods a 405 to CONNECT lists in `allow`: the gateway forwards every method but CONNECT,
- * extension methods included, which no list can name, so it names the standard ones it serves: RFC
- * 9110 §9's but CONNECT, in their order there, and PATCH (RFC 5789).
+ * The methods a 405 to CONNECT or TRACE lists in `allow`: the gateway forwards every method but
+ * CONNECT and TRACE (unless `forwardTrace`), extension methods included, which no list can name, so
+ * it names the standard ones it serves: RFC 9110 §9's but CONNECT and TRACE, in their order there,
+ * and PATCH (RFC 5789).
  */
-export const FORWARDED_METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH';
+export const FORWARDED_METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH';
 
 const ANSWERS = {
   400: answerOf(400, 'Bad Request', 'bad-request'),
