@@ -94,16 +94,12 @@ export function readAccessFiles(config: GatewayConfig, configPath: string): { co
       try {
         const text = readFileSync(absolute, 'utf8');
         digest.update(text);
-        const keys = parseKeyFile(text);
-        const refused: SkippedKey[] = [];
-        keys.forEach((entry, position) => {
-          const reason = joseRefusal(entry.key);
-          if (reason === undefined) return void publicKeys.push(entry);
-          refused.push({ file: absolute, key: entry.kid !== undefined ? `the key "${entry.kid}"` : keys.length > 1 ? `key ${position + 1}` : 'the key', reason });
-        });
+        const { keys, refused } = parseKeyFile(text);
+        publicKeys.push(...keys);
         // Beside a usable key, such a key is skipped (a JWKS saved from a provider may hold a legacy one); a file of nothing else is a mistake.
-        if (refused.length < keys.length) skippedKeys.push(...refused);
-        else for (const { key, reason } of refused) issues.push({ path: [...at, 'publicKeyFiles', index], message: `${absolute}: ${key} cannot verify tokens: ${reason}` });
+        if (keys.length > 0) skippedKeys.push(...refused.map(({ label, reason }) => ({ file: absolute, key: label, reason })));
+        else if (refused.length === 0) issues.push({ path: [...at, 'publicKeyFiles', index], message: `${absolute}: holds no signing key (only keys whose "use" is not "sig")` });
+        else for (const { label, reason } of refused) issues.push({ path: [...at, 'publicKeyFiles', index], message: `${absolute}: ${label} cannot verify tokens: ${reason}` });
       } catch (error) {
         const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
         issues.push({ path: [...at, 'publicKeyFiles', index], message: `${absolute}: not a usable public key, certificate, JWK or JWKS (${reason})` });
@@ -134,18 +130,59 @@ export function joseRefusal(key: KeyObject): string | undefined {
   return undefined;
 }
 
-/** The public keys of a PEM file (public key, certificate, or a private key's public half) or a JWK / JWKS JSON file. */
-export function parseKeyFile(text: string): VerificationKey[] {
+/** A key of a key file or a JWKS that cannot verify tokens, and why (`signingKeys`). */
+export interface RefusedKey {
+  readonly kid: string | undefined;
+  /** Its kid, or its place in its document, for messages: `the key "a"`, `key 2`, `the key`. */
+  readonly label: string;
+  readonly reason: string;
+}
+
+/**
+ * The one rule for which keys of a key file or a JWKS verify tokens: signing keys (no `use`, or
+ * `"sig"`; encryption keys are left out without a word, as a provider's JWKS may publish them)
+ * that node:crypto reads and jose verifies with (`joseRefusal`); the others are `refused`, with why.
+ */
+export function signingKeys(jwks: readonly unknown[]): { keys: VerificationKey[]; refused: RefusedKey[] } {
+  const keys: VerificationKey[] = [];
+  const refused: RefusedKey[] = [];
+  jwks.forEach((entry, index) => {
+    const jwk = (entry ?? {}) as JsonWebKey & { use?: unknown; kid?: unknown; alg?: unknown };
+    if (jwk.use !== undefined && jwk.use !== 'sig') return;
+    const kid = stringOr(jwk.kid);
+    const label = kid !== undefined ? `the key "${kid}"` : jwks.length > 1 ? `key ${index + 1}` : 'the key';
+    let key: KeyObject;
+    try {
+      key = createPublicKey({ key: jwk, format: 'jwk' });
+    } catch (error) {
+      // An unreadable key (a symmetric "oct" key, an unknown curve) is not a reason to drop its siblings.
+      return void refused.push({ kid, label, reason: `not a public key node:crypto reads (${(error as Error).message})` });
+    }
+    const reason = joseRefusal(key);
+    if (reason === undefined) keys.push({ key, kid, alg: stringOr(jwk.alg) });
+    else refused.push({ kid, label, reason });
+  });
+  return { keys, refused };
+}
+
+/**
+ * The public keys of a PEM file (public key, certificate, or a private key's public half) or a JWK /
+ * JWKS JSON file, by the rule a JWKS URL's keys follow (`signingKeys`); throws when the file is neither.
+ */
+export function parseKeyFile(text: string): { keys: VerificationKey[]; refused: RefusedKey[] } {
   const trimmed = text.trim();
   if (trimmed.startsWith('{')) {
-    const json = JSON.parse(trimmed) as JsonWebKey & { keys?: JsonWebKey[] };
-    const jwks = Array.isArray(json.keys) ? json.keys : [json];
+    const json = JSON.parse(trimmed) as { keys?: unknown };
+    const jwks = Array.isArray(json.keys) ? (json.keys as unknown[]) : [json];
     if (jwks.length === 0) throw new Error('the JWKS holds no keys');
-    return jwks.map((jwk) => ({ key: createPublicKey({ key: jwk, format: 'jwk' }), kid: stringOr(jwk.kid), alg: stringOr(jwk.alg) }));
+    return signingKeys(jwks);
   }
-  if (trimmed.includes('-----BEGIN CERTIFICATE-----')) return [{ key: new X509Certificate(trimmed).publicKey, kid: undefined, alg: undefined }];
-  if (!trimmed.includes('-----BEGIN ')) throw new Error('no "-----BEGIN" line and not JSON');
-  return [{ key: createPublicKey(trimmed), kid: undefined, alg: undefined }];
+  let key: KeyObject;
+  if (trimmed.includes('-----BEGIN CERTIFICATE-----')) key = new X509Certificate(trimmed).publicKey;
+  else if (!trimmed.includes('-----BEGIN ')) throw new Error('no "-----BEGIN" line and not JSON');
+  else key = createPublicKey(trimmed);
+  const reason = joseRefusal(key);
+  return reason === undefined ? { keys: [{ key, kid: undefined, alg: undefined }], refused: [] } : { keys: [], refused: [{ kid: undefined, label: 'the key', reason }] };
 }
 
 function stringOr(value: unknown): string | undefined {

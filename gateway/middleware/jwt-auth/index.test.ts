@@ -1,7 +1,7 @@
 import { generateKeyPair, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KeyMaterial } from '../../config/access-files.ts';
 import type { JwtAuthSettings } from '../../config/types.ts';
 import { echoed, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
@@ -241,6 +241,24 @@ describe('jwtAuth', () => {
         [401, 'unknown-key'],
         [401, 'unknown-key'],
       ]);
+    });
+  });
+
+  describe('with a key in its key file and in its JWKS both', () => {
+    afterEach(() => vi.restoreAllMocks());
+
+    it.each([
+      { name: 'a token without a kid', kid: undefined },
+      { name: 'a token whose kid no key carries (the file key stands in, then the JWKS is fetched again)', kid: 'unknown' },
+    ])('checks $name signed by another key once against that key', async ({ kid }) => {
+      const { file: shared, stranger } = await rotationKeys();
+      const idp = jwksServing({ keys: [{ ...shared.publicKey.export({ format: 'jwk' }), kid: 'shared' }] });
+      server = await serveMiddleware([jwtAuth(settingsWith({ algorithms: ['RS256'], publicKeyFiles: ['shared.pem'], jwks: idp.settings, keys: keyFiles(shared) }), { fetch: idp.fetch })]);
+      const token = await new SignJWT({}).setProtectedHeader(kid === undefined ? { alg: 'RS256' } : { alg: 'RS256', kid }).setExpirationTime('5m').sign(stranger.privateKey);
+      // jose checks every signature through WebCrypto: each call is one key tried.
+      const verify = vi.spyOn(crypto.subtle, 'verify');
+      expect((await outcomeOf(server, token))[0]).toBe(401);
+      expect(verify).toHaveBeenCalledTimes(1);
     });
   });
 });

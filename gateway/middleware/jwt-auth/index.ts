@@ -7,7 +7,8 @@ import { endedDuringWait } from '../client-gone.ts';
 import { denyAccess, identify } from '../consumers/index.ts';
 import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
-import { fittingKeys, namedKey, unnamedKey, type RefusedKey } from './key-selection.ts';
+import { fittingKeys, isAmong, namedKey, unnamedKey, type RefusedKey } from './key-selection.ts';
+import type { VerificationKey } from '../../config/access-files.ts';
 import { TokenCache } from './token-cache.ts';
 import { readToken } from './token-source.ts';
 
@@ -82,26 +83,36 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
    * provider), then the keys a new fetch of the JWKS adds, once all of those failed too (or none
    * fits): a provider publishes a rotated-in key before it signs with it, and a copy fetched before
    * that lacks it. That fetch is the unknown kid's, at most one per cooldown, so a flood of tokens
-   * no key verifies costs the provider nothing more; a key already tried is not tried again.
+   * no key verifies costs the provider nothing more. A key already tried is not tried again, a key
+   * in a key file and in the JWKS both (`isAmong`: the same public key, whatever its kid) included.
    */
   async function* unnamedKeys(alg: string): AsyncGenerator<KeyObject> {
-    for (const { key } of fittingKeys(fileKeys, alg)) yield key;
+    const tried: VerificationKey[] = [];
+    // Only against the keys tried: a key that did not fit before (its `alg` corrected since) is new to this token.
+    function* untried(keys: readonly VerificationKey[]): Generator<KeyObject> {
+      for (const entry of fittingKeys(keys, alg)) {
+        if (isAmong(entry.key, tried)) continue;
+        tried.push(entry);
+        yield entry.key;
+      }
+    }
+    yield* untried(fileKeys);
     if (!jwks) return;
     const known = await jwks.current();
-    const tried = fittingKeys(known, alg);
-    for (const { key } of tried) yield key;
+    yield* untried(known);
     const fetched = await jwks.refreshIfCooledDown();
-    if (fetched === known) return;
-    // Only against the keys tried: a key that did not fit before (its `alg` corrected since) is new to this token.
-    for (const { key } of fittingKeys(fetched, alg)) if (!tried.some((before) => before.key.equals(key))) yield key;
+    if (fetched !== known) yield* untried(fetched);
   }
   /**
    * A key getter for one verification; `usedStandIn` tells whether a key without the token's kid was
-   * given, and `otherKeys` holds the keys a token without a kid is checked against next.
+   * given (`given`), and `otherKeys` holds the keys a token without a kid is checked against next.
+   * `spent` is a stand-in that failed the token already: found again after the refresh (the JWKS
+   * gained no key of that kid), it is not checked a second time.
    */
-  const getterFor = (refresh: boolean) => {
+  const getterFor = (refresh: boolean, spent?: KeyObject) => {
     const getter = {
       usedStandIn: false,
+      given: undefined as KeyObject | undefined,
       otherKeys: [] as AsyncIterable<KeyObject> | readonly KeyObject[],
       getKey: (async ({ alg = '', kid }) => {
         if (alg.startsWith('HS')) {
@@ -113,8 +124,10 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
           if (!first.done) return first.value;
         } else {
           const found = await keyFor(alg, kid, refresh);
+          if (found && spent?.equals(found.key) === true) throw new errors.JWSSignatureVerificationFailed();
           if (found) {
             getter.usedStandIn = found.standIn;
+            getter.given = found.key;
             return found.key;
           }
         }
@@ -129,15 +142,15 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
     ...(settings.issuer ? { issuer: [...settings.issuer] } : {}),
     ...(settings.audience ? { audience: [...settings.audience] } : {}),
   };
-  const verifyWith = async (token: string, refresh: boolean): Promise<JWTVerifyResult> => {
-    const getter = getterFor(refresh);
+  const verifyWith = async (token: string, refresh: boolean, spent?: KeyObject): Promise<JWTVerifyResult> => {
+    const getter = getterFor(refresh, spent);
     const options = { ...verifyOptions, currentDate: new Date(wallClock()) };
     try {
       return await jwtVerify(token, getter.getKey, options);
     } catch (error) {
       if (!(error instanceof errors.JWSSignatureVerificationFailed)) throw error;
       // The stand-in was not the signer: the identity provider may have rotated in a key since the last fetch.
-      if (!refresh && jwks && getter.usedStandIn) return verifyWith(token, true);
+      if (!refresh && jwks && getter.usedStandIn) return verifyWith(token, true, getter.given);
       // A token without a kid may be signed by any key that fits (an old and a new key during a rotation).
       // jose checks the signature before the claims, so only the signer's check can end otherwise
       // (expired, wrong audience), and that answer is the token's: no later key is tried after it.

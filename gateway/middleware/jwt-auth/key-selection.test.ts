@@ -1,5 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { parseKeyFile } from '../../config/access-files.ts';
 import { fittingKeys, jwksKeys, keyFits, namedKey, unnamedKey } from './key-selection.ts';
 
 const key = (publicKey: KeyObject, kid?: string, alg?: string) => ({ key: publicKey, kid, alg });
@@ -66,5 +67,23 @@ describe('jwksKeys', () => {
       { kid: 'weak', reason: 'an RSA key of 1024 bits (jose verifies with 2048 bits or more)' },
       { kid: undefined, reason: 'an Ed448 key (jose verifies EdDSA with Ed25519 keys only)' },
     ]);
+  });
+});
+
+describe('a key file and a JWKS URL follow one rule for which keys verify tokens', () => {
+  const jwkOf = (publicKey: KeyObject, extra: object) => ({ ...publicKey.export({ format: 'jwk' }), ...extra });
+  it.each([
+    { name: 'an encryption key ("use": "enc"), left out without a word', other: jwkOf(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey, { kid: 'other', use: 'enc' }), refused: [] },
+    { name: 'a symmetric "oct" key node:crypto does not read as a public key', other: { kty: 'oct', k: 'c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0', kid: 'other' }, refused: ['other'] },
+    { name: 'an RSA key under 2048 bits', other: jwkOf(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey, { kid: 'other' }), refused: ['other'] },
+    { name: 'an Ed448 key', other: jwkOf(ed448, { kid: 'other' }), refused: ['other'] },
+  ])('beside a signing key: $name', ({ other, refused }) => {
+    const document = { keys: [jwkOf(rsa, { kid: 'signing', use: 'sig' }), other] };
+    const fromUrl = jwksKeys(document);
+    const fromFile = parseKeyFile(JSON.stringify(document));
+    expect(fromFile.keys.map((entry) => entry.kid)).toEqual(['signing']);
+    expect(fromUrl.keys.map((entry) => entry.kid)).toEqual(['signing']);
+    expect(fromFile.refused.map((entry) => entry.kid)).toEqual(refused);
+    expect(fromUrl.refused).toEqual(fromFile.refused.map(({ kid, reason }) => ({ kid, reason })));
   });
 });

@@ -1,5 +1,5 @@
-import { createPublicKey, type JsonWebKey } from 'node:crypto';
-import { joseRefusal, type VerificationKey } from '../../config/access-files.ts';
+import type { KeyObject } from 'node:crypto';
+import { signingKeys, type VerificationKey } from '../../config/access-files.ts';
 
 /** The curve node:crypto names for each ES algorithm (RFC 7518 §3.4). */
 const EC_CURVES: Readonly<Record<string, string>> = { ES256: 'prime256v1', ES384: 'secp384r1', ES512: 'secp521r1' };
@@ -34,34 +34,24 @@ export function unnamedKey(keys: readonly VerificationKey[], alg: string): Verif
   return keys.find((key) => key.kid === undefined && keyFits(key, alg));
 }
 
-/** A JWKS key that node:crypto reads but jose would not verify with, and why. */
+/**
+ * The signing keys of a JWKS document (RFC 7517) by the rule a key file's follow (`signingKeys`):
+ * `refused` holds the keys left out that are no encryption key, with their kids and why.
+ */
+export function jwksKeys(document: unknown): { keys: VerificationKey[]; refused: RefusedKey[] } {
+  const list = (document as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(list)) return { keys: [], refused: [] };
+  const { keys, refused } = signingKeys(list as unknown[]);
+  return { keys, refused: refused.map(({ kid, reason }) => ({ kid, reason })) };
+}
+
+/** A JWKS key left out that is no encryption key, and why (node:crypto cannot read it, or jose would not verify with it). */
 export interface RefusedKey {
   readonly kid: string | undefined;
   readonly reason: string;
 }
 
-/**
- * The signing keys of a JWKS document (RFC 7517); keys for encryption or that node:crypto cannot
- * read are skipped, and so are the `refused` ones, which jose would not verify with (`joseRefusal`).
- */
-export function jwksKeys(document: unknown): { keys: VerificationKey[]; refused: RefusedKey[] } {
-  const keys: VerificationKey[] = [];
-  const refused: RefusedKey[] = [];
-  const list = (document as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(list)) return { keys, refused };
-  for (const jwk of list as (JsonWebKey & { use?: string; kid?: unknown; alg?: unknown })[]) {
-    if (jwk.use !== undefined && jwk.use !== 'sig') continue;
-    let key;
-    try {
-      key = createPublicKey({ key: jwk, format: 'jwk' });
-    } catch {
-      // An unusable key (a symmetric "oct" key, an unknown curve) is not a reason to drop its siblings.
-      continue;
-    }
-    const kid = typeof jwk.kid === 'string' ? jwk.kid : undefined;
-    const reason = joseRefusal(key);
-    if (reason === undefined) keys.push({ key, kid, alg: typeof jwk.alg === 'string' ? jwk.alg : undefined });
-    else refused.push({ kid, reason });
-  }
-  return { keys, refused };
+/** Whether `key` is among `keys` (the same public key, whatever its kid): a key in a key file and the JWKS both is tried once. */
+export function isAmong(key: KeyObject, keys: readonly VerificationKey[]): boolean {
+  return keys.some((entry) => entry.key.equals(key));
 }
