@@ -28,6 +28,14 @@ describe('grpcAnswerContentType', () => {
     ['application/grpc-web+proto', 'application/grpc-web-text', 'application/grpc-web-text+proto'],
     ['application/grpc-web', 'text/html, application/grpc-web-text+proto;q=0.9, application/grpc-web', 'application/grpc-web-text'],
     ['application/grpc-web-text', 'Application/GRPC-Web-Text', 'application/grpc-web-text'],
+    // Media types are case-insensitive (RFC 9110 §8.3.1): a binary call asking for text in capitals gets text.
+    ['application/grpc-web+proto', 'Application/GRPC-Web-Text', 'application/grpc-web-text+proto'],
+    ['application/grpc-web-text', 'APPLICATION/GRPC-WEB', 'application/grpc-web'],
+    // A range of weight 0 is "not acceptable" (RFC 9110 §12.4.2): the next gRPC-Web type chooses, or the call's own.
+    ['application/grpc-web+proto', 'application/grpc-web-text;q=0, application/grpc-web', 'application/grpc-web+proto'],
+    ['application/grpc-web', 'application/grpc-web-text; q=0.0, */*', 'application/grpc-web'],
+    ['application/grpc-web-text', 'application/grpc-web;Q=0', 'application/grpc-web-text'],
+    ['application/grpc-web', 'application/grpc-web-text;q=0.5', 'application/grpc-web-text'],
     // No gRPC-Web type in accept: the call's own encoding.
     ['application/grpc-web-text', '*/*', 'application/grpc-web-text'],
     ['application/grpc-web+proto', 'application/json', 'application/grpc-web+proto'],

@@ -42,16 +42,26 @@ export function grpcAnswerContentType(requestType: string | undefined, accept?: 
   return `application/grpc-web${(acceptsText(accept) ?? textCall) ? '-text' : ''}${suffix}`;
 }
 
-/** Whether `accept` asks for a `-text` answer (true) or a binary one (false) by its first gRPC-Web media type; undefined when it names none. */
+/**
+ * Whether `accept` asks for a `-text` answer (true) or a binary one (false) by its first gRPC-Web
+ * media type, in any case (RFC 9110 §8.3.1), leaving out a range of weight 0, which refuses it
+ * (§12.4.2); undefined when it names none.
+ */
 function acceptsText(accept: string | undefined): boolean | undefined {
-  if (accept === undefined || !accept.includes('application/grpc-web')) return undefined;
-  for (const range of accept.split(',')) {
-    const type = range.split(';')[0]!.trim().toLowerCase();
-    if (isGrpcWebText(type)) return true;
-    if (isGrpcWebType(type)) return false;
+  if (accept === undefined) return undefined;
+  const lower = accept.toLowerCase();
+  if (!lower.includes('application/grpc-web')) return undefined;
+  for (const range of lower.split(',')) {
+    const [name = '', ...parameters] = range.split(';');
+    const type = name.trim();
+    if (!isGrpcWebType(type) || parameters.some((parameter) => ZERO_WEIGHT.test(parameter))) continue;
+    return isGrpcWebText(type);
   }
   return undefined;
 }
+
+/** A media range's `q` parameter of 0 (`q=0`, `q=0.000`): not acceptable. */
+const ZERO_WEIGHT = /^\s*q\s*=\s*0(?:\.0{0,3})?\s*$/;
 
 /**
  * Answers a gRPC caller on the gateway's behalf: HTTP 200, the call's content type
