@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { echoed, fakeProxy, sendTestRequest, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { grpcTypeOf, grpcWeb } from './index.ts';
@@ -54,6 +55,18 @@ describe('grpcWeb', () => {
     expect(replace(200, { 'content-type': 'application/grpc' })).toBeUndefined();
     expect(replace(200, { 'content-type': 'application/grpc-web+proto' })).toBeUndefined();
     expect(replace(503, {}, 'no-instances')).toBeUndefined();
+  });
+
+  it('keeps the status of a Trailers-Only answer whose type is missing or not gRPC, and gives it the call\'s type', async () => {
+    server = await serveMiddleware([grpcWeb()]);
+    await server.send('/s/m', { method: 'POST', headers: { 'content-type': 'application/grpc-web+proto', 'content-length': '0' } });
+    const context = server.contexts[0]!;
+    for (const type of [undefined, 'text/plain']) {
+      const headers: OutgoingHttpHeaders = { 'grpc-status': '7', 'grpc-message': 'denied', 'content-length': '0', ...(type === undefined ? {} : { 'content-type': type }) };
+      expect(context.answerReplacer!(200, headers)).toBeUndefined();
+      for (const hook of context.responseHeaderHooks) hook(200, headers, context);
+      expect(headers).toEqual({ 'grpc-status': '7', 'grpc-message': 'denied', 'content-type': 'application/grpc-web+proto' });
+    }
   });
 
   it('leaves every other request untouched, a native gRPC call included', async () => {

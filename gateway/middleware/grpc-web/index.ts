@@ -40,10 +40,13 @@ class GrpcWebCall implements GrpcWebTranslation {
     this.textAnswer = isGrpcWebText(this.contentType);
   }
 
-  /** Gives a gRPC answer the call's gRPC-Web type, without the length its body will no longer have; leaves any other answer to `replaceAnswer`. */
+  /**
+   * Gives a gRPC answer (or one with a `grpc-status`, whatever its type) the call's gRPC-Web type,
+   * without the length its body will no longer have; leaves any other answer to `replaceAnswer`.
+   */
   translateHead(headers: OutgoingHttpHeaders): void {
     const type = headers['content-type'];
-    if (!isPlainGrpcType(type)) return;
+    if (!isPlainGrpcType(type) && !(headers['grpc-status'] !== undefined && !isGrpcWebType(type as string | undefined))) return;
     headers['content-type'] = this.contentType;
     delete headers['content-length'];
     this.translated = true;
@@ -59,7 +62,9 @@ class GrpcWebCall implements GrpcWebTranslation {
    */
   replaceAnswer(status: number, headers: OutgoingHttpHeaders, context: GatewayContext, errorClass: string | undefined): HeldAnswer | undefined {
     const type = headers['content-type'];
-    if (errorClass !== undefined || (typeof type === 'string' && type.startsWith('application/grpc'))) return undefined;
+    // An answer with a `grpc-status` is a gRPC Trailers-Only one whatever its type says (Envoy's
+    // filter leaves it so): its own status is the call's, translated by `translateHead`.
+    if (errorClass !== undefined || headers['grpc-status'] !== undefined || (typeof type === 'string' && type.startsWith('application/grpc'))) return undefined;
     const grpcStatus = grpcStatusOfHttpAnswer(status);
     context.outcome.grpcStatus = grpcStatus;
     const replaced: OutgoingHttpHeaders = {};
