@@ -46,28 +46,10 @@ const drainCut = new AbortController();
 /** True while the agent waits `--drain`. */
 let draining = false;
 
-if (options.command.length > 0) {
-  const [command, ...args] = options.command as [string, ...string[]];
-  child = spawn(command, args, { stdio: 'inherit' });
-  child.on('error', (error) => {
-    log.error({ err: error.message, command }, 'backend could not be started');
-    void shutdown(undefined, 127);
-  });
-  child.on('exit', (code, signal) => {
-    // A negative code is libuv's error for a child that never started ('error' above answers 127).
-    if (code === null || code >= 0) childStatus = exitStatus(code, signal);
-    if (shuttingDown) {
-      if (draining) log.warn({ code, signal }, 'backend exited during the drain; deregistering now');
-      drainCut.abort();
-      return;
-    }
-    log.warn({ code, signal }, 'backend exited; deregistering');
-    void shutdown(undefined, exitStatus(code, signal));
-  });
-}
-agent.start();
-log.info({ service: options.service, id: options.id, registry: options.registryUrl }, 'agent started');
-
+// The handlers are in place before the backend is spawned: a SIGTERM that came between the spawn and
+// them (a service manager stopping the agent as it starts) took Node's default and ended the agent at
+// once, leaving the backend running unregistered, its port held. A signal is handled once this module's
+// synchronous code has run, so the backend and the agent are both started by then.
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 // A second Ctrl-C is someone at a terminal who will not wait --drain: the wait is cut short, and the
 // agent deregisters and stops the backend at once, still in that order (a second SIGTERM changes nothing).
@@ -103,6 +85,28 @@ for (const signal of PASSED_SIGNALS) {
     child?.kill(signal);
   });
 }
+
+if (options.command.length > 0) {
+  const [command, ...args] = options.command as [string, ...string[]];
+  child = spawn(command, args, { stdio: 'inherit' });
+  child.on('error', (error) => {
+    log.error({ err: error.message, command }, 'backend could not be started');
+    void shutdown(undefined, 127);
+  });
+  child.on('exit', (code, signal) => {
+    // A negative code is libuv's error for a child that never started ('error' above answers 127).
+    if (code === null || code >= 0) childStatus = exitStatus(code, signal);
+    if (shuttingDown) {
+      if (draining) log.warn({ code, signal }, 'backend exited during the drain; deregistering now');
+      drainCut.abort();
+      return;
+    }
+    log.warn({ code, signal }, 'backend exited; deregistering');
+    void shutdown(undefined, exitStatus(code, signal));
+  });
+}
+agent.start();
+log.info({ service: options.service, id: options.id, registry: options.registryUrl }, 'agent started');
 
 /**
  * The drain handshake: on a signal, marks the entry draining (gateways stop picking it within

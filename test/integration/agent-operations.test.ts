@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exists } from '../../src/zookeeper/index.ts';
 import {
@@ -5,6 +7,7 @@ import {
   freePort,
   holdBundle,
   logOf,
+  makeTempDir,
   startAgent,
   startBackend,
   waitFor,
@@ -12,6 +15,7 @@ import {
 } from '../harness/index.ts';
 import { cleanupsAfterEach } from '../harness/cleanups.ts';
 import { zooKeeperWithReader } from '../harness/zookeeper-fixture.ts';
+import { processExists } from '../harness/process-tree.ts';
 
 const PROBES = ['--interval', '200ms', '--timeout', '1s', '--rise', '1', '--fall', '3', '--drain', '0s', '--ttl', '4s'];
 /** Signals an operator sends a server for its own sake (reopen its logs, reload), which the agent passes on. */
@@ -90,6 +94,23 @@ describe('switchboard-agent as an operator runs it: signals for the backend, and
     });
     expect(state, await logOf(runner)).toBe('registered');
     expect(await logOf(runner)).not.toContain('Debugger listening');
+  });
+
+  it('stops the backend it has just spawned on a SIGTERM that comes before the agent has set up anything else', async () => {
+    const dir = await makeTempDir('sb-agent-early-term-');
+    const pidFile = join(dir, 'backend.pid');
+    // The backend stops the agent the moment it runs, as a service manager stopping the agent as it starts
+    // would: Node's default ended the agent there, and this backend ran on unregistered, orphaned.
+    const runner = await agent(['--port', String(await freePort()), '--id', 'early-term', '--', 'sh', '-c', 'echo $$ > "$0"; kill -TERM "$PPID"; exec sleep 60', pidFile]);
+    await runner.waitForExit(15_000);
+    const backendPid = Number(await waitFor(() => readFile(pidFile, 'utf8').catch(() => undefined), { timeoutMs: 10_000, message: 'the backend to write its pid' }));
+    cleanup.push(async () => {
+      if (processExists(backendPid)) process.kill(backendPid, 'SIGKILL');
+    });
+    await waitFor(() => !processExists(backendPid), { timeoutMs: 15_000, message: `the backend (pid ${backendPid}) to be stopped` }).catch(async (error: Error) => {
+      throw new Error(`${error.message} (agent exited ${JSON.stringify(runner.exitInfo)})\n${await logOf(runner)}`);
+    });
+    expect(await logOf(runner)).toContain('deregistered; stopping the backend');
   });
 
   it("logs why the backend is not registered: the failing probe's reason, once, while its entry stays away", async () => {
