@@ -122,10 +122,15 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
         return;
       } catch (error) {
         // A lease etcd no longer knows (revoked or expired, its key deleted with it, before etcd3
-        // noticed): a new lease now, as its 'lost' event would ask for a moment later.
-        if (!isLeaseGone(error) || this.lease !== live) throw error;
-        this.log.warn({ err: errorMessage(error) }, 'lease lost; granting a new one');
-        this.noteEntryLost();
+        // noticed): a new lease now, as its 'lost' event would ask for a moment later. The event may
+        // have come while the put was on its way (an agent stopped past its lease, then resumed): it
+        // warned and dropped the lease, and this pass takes the new one all the same, where it failed
+        // and warned "registry unreachable" of an etcd that had just answered.
+        if (!isLeaseGone(error) || this.closed || (this.lease !== live && this.lease !== undefined)) throw error;
+        if (this.lease === live) {
+          this.log.warn({ err: errorMessage(error) }, 'lease lost; granting a new one');
+          this.noteEntryLost();
+        }
       }
     }
     this.dropLease();

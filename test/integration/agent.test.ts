@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -435,21 +436,49 @@ describe('switchboard-agent with etcd', () => {
     expect(await logOf(agent)).toContain('an etcd lease TTL is whole seconds; rounded up');
   });
 
-  it('puts the key again on a new lease when its lease is revoked from another client', async () => {
+  /** An agent for a backend of its own, once its key is there: the key and the lease it is on. */
+  async function registeredAgent(): Promise<{ agent: ManagedProcess; key: string; lease: string }> {
     const order = await startBackend();
     cleanup.push(() => order.process.kill());
     const agent = await agentFor(order.port);
     const key = `/services/order/order-${order.port}`;
     await waitFor(() => reader.get(key).string(), { timeoutMs: 10_000, message: `${key} to appear` });
-    const before = (await reader.get(key).exec()).kvs[0]!.lease;
-    await reader.leaseClient.leaseRevoke({ ID: before });
-    const after = await waitFor(async () => {
+    return { agent, key, lease: (await reader.get(key).exec()).kvs[0]!.lease };
+  }
+
+  /** Waits for `key` on another lease than `before`; the agent's log tells why not. */
+  function onNewLease(agent: ManagedProcess, key: string, before: string, timeoutMs: number): Promise<string> {
+    return waitFor(async () => {
       const lease = (await reader.get(key).exec()).kvs[0]?.lease;
       return lease && lease !== before ? lease : undefined;
-    }, { timeoutMs: 5_000, message: 'the key on a new lease' }).catch(async (error) => {
+    }, { timeoutMs, message: 'the key on a new lease' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(agent)}`);
     });
-    expect(after).not.toBe(before);
+  }
+
+  it('puts the key again on a new lease when its lease is revoked from another client', async () => {
+    const { agent, key, lease: before } = await registeredAgent();
+    await reader.leaseClient.leaseRevoke({ ID: before });
+    expect(await onNewLease(agent, key, before, 5_000)).not.toBe(before);
+  });
+
+  it('puts the key on a new lease once resumed after its lease expired while the agent was stopped, without calling etcd unreachable', async () => {
+    const { agent, key, lease: before } = await registeredAgent();
+    // Stopped (SIGSTOP: a paused container, a stalled VM) for 5 s, past the 2 s lease, which etcd expires
+    // with the key, and past twice the TTL, after which etcd3 declares the lease lost as the agent resumes.
+    agent.pause();
+    const pausedAt = Date.now();
+    try {
+      await waitFor(async () => (await reader.get(key).exec()).kvs.length === 0, { timeoutMs: 10_000, message: `${key} to expire with its lease` });
+      await delay(Math.max(0, pausedAt + 5_000 - Date.now()));
+    } finally {
+      agent.resume();
+    }
+    await onNewLease(agent, key, before, 10_000);
+    // The lease's 'lost' event came while the pass put the key on it: that pass failed as if etcd were down.
+    const log = await logOf(agent);
+    expect(log).toContain('lease lost; granting a new one');
+    expect(log).not.toContain('registry unreachable');
   });
 
   it('leaves the key to another lease that put it before its own lease was revoked, and puts its own once that one goes', async () => {
