@@ -69,6 +69,8 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private heldBy: string | undefined;
   /** The other lease a new lease last found holding the key, so that waiting for it warns once. */
   private leftTo: string | undefined;
+  /** When etcd last confirmed the live lease (its put, a keepalive): a key deleted long after went with the lease. */
+  private keptAliveAt = 0;
 
   private readonly entry: RegisteredEntry<T>;
 
@@ -138,6 +140,9 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     const lease = client.lease(this.ttlSeconds, { autoKeepAlive: true });
     this.lease = lease;
     let confirmed = false;
+    lease.on('keepaliveSucceeded', () => {
+      if (this.lease === lease) this.keptAliveAt = Date.now();
+    });
     lease.on('lost', (error) => {
       if (this.lease !== lease) return;
       this.lease = undefined;
@@ -152,6 +157,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
       const revision = await this.putOnNewLease(client, lease, key, value);
       if (this.lease !== lease) throw new Error('the lease was lost while the key was put');
       confirmed = true;
+      this.keptAliveAt = Date.now();
       await this.watchEntry(lease, key, BigInt(revision));
     } catch (error) {
       if (this.lease === lease) this.dropLease();
@@ -259,7 +265,11 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     const watch: EtcdEntryWatch = new EtcdEntryWatch(client, key, leaseId, revision + 1n, this.attemptTimeoutMs, {
       onDeleted: () => {
         if (!this.watches(watch)) return;
-        this.log.warn({ key }, 'registry entry deleted by another client; putting it again');
+        // etcd deletes the key of a lease it expired as a client's deletion: told apart by the keepalives
+        // (every third of the TTL) that stopped reaching etcd, a process stopped (SIGSTOP) or cut off past the TTL.
+        const silentMs = Date.now() - this.keptAliveAt;
+        if (silentMs > this.ttlSeconds * 1_000) this.log.warn({ key, silentMs }, 'registry entry deleted with our lease, which etcd expired: no keepalive reached it within its TTL (the process was stopped or cut off); putting it again');
+        else this.log.warn({ key }, 'registry entry deleted by another client; putting it again');
         this.rewritingDeleted = true;
         this.reconcile();
       },
