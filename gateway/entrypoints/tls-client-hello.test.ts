@@ -21,12 +21,40 @@ async function clientHello(servername: string | undefined): Promise<Buffer> {
   });
 }
 
+/** `hello` (one record, as Node sends it) with its SNI host name `name` replaced by `replacement`, every length around it fixed. */
+function withServerName(hello: Buffer, name: string, replacement: Buffer): Buffer {
+  const at = hello.indexOf(name, 0, 'latin1');
+  const grown = replacement.length - name.length;
+  const out = Buffer.concat([hello.subarray(0, at), replacement, hello.subarray(at + name.length)]);
+  const add = (offset: number, bytes: 2 | 3) => (bytes === 2 ? out.writeUInt16BE(out.readUInt16BE(offset) + grown, offset) : out.writeUIntBE(out.readUIntBE(offset, 3) + grown, offset, 3));
+  // Record length, handshake length, then the name's, its list's and its extension's lengths before it.
+  add(3, 2);
+  add(6, 3);
+  for (const offset of [at - 2, at - 5, at - 7]) add(offset, 2);
+  // The extensions' total length: after legacy_version and random, the session id, cipher suites and compression methods.
+  let extensions = 5 + 4 + 2 + 32;
+  extensions += 1 + out[extensions]!;
+  extensions += 2 + out.readUInt16BE(extensions);
+  extensions += 1 + out[extensions]!;
+  add(extensions, 2);
+  return out;
+}
+
 describe('readServerName', () => {
   const sockets: Socket[] = [];
   afterEach(() => sockets.splice(0).forEach((socket) => socket.destroy()));
 
   it('reads the SNI name of a real ClientHello', async () => {
     expect(readServerName(await clientHello('b.test'))).toEqual({ serverName: 'b.test' });
+  });
+
+  it('says none for a host name OpenSSL would refuse: longer than 255 bytes, or holding a NUL (a passed-through name reaches the access log)', async () => {
+    const name = 'name.example.com';
+    const hello = await clientHello(name);
+    expect(readServerName(withServerName(hello, name, Buffer.from('x.example.com', 'latin1')))).toEqual({ serverName: 'x.example.com' });
+    expect(readServerName(withServerName(hello, name, Buffer.from(`${'a'.repeat(60)}.`.repeat(4) + 'test', 'latin1')))).toEqual({ serverName: `${'a'.repeat(60)}.`.repeat(4) + 'test' });
+    expect(readServerName(withServerName(hello, name, Buffer.from(`${'a'.repeat(60)}.`.repeat(5) + 'test', 'latin1')))).toBe('none');
+    expect(readServerName(withServerName(hello, name, Buffer.from('a\0.example.com', 'latin1')))).toBe('none');
   });
 
   it('says none for a ClientHello without SNI', async () => {

@@ -88,14 +88,24 @@ function readClientHello(data: Buffer, start: number, end: number): ServerNameVe
   return 'none';
 }
 
-/** The first `host_name` entry of a ServerNameList between `start` and `end`. */
+/** OpenSSL refuses a longer `host_name` (TLSEXT_MAXLEN_host_name); a DNS name has at most 253 characters. */
+const MAX_SERVER_NAME_LENGTH = 255;
+
+/**
+ * The first `host_name` entry of a ServerNameList between `start` and `end`; `none` for one OpenSSL
+ * would refuse (longer than 255 bytes, or holding a NUL), so that a passed-through ClientHello
+ * never puts kilobytes of name in a log line.
+ */
 function serverNameOf(data: Buffer, start: number, end: number): ServerNameVerdict {
   let at = start;
   while (at + 3 <= end) {
     const type = data[at]!;
     const length = data.readUInt16BE(at + 1);
     at += 3;
-    if (type === 0 /* host_name */ && at + length <= end && length > 0) return { serverName: data.toString('latin1', at, at + length) };
+    if (type === 0 /* host_name */ && at + length <= end && length > 0) {
+      const name = data.subarray(at, at + length);
+      return length > MAX_SERVER_NAME_LENGTH || name.includes(0) ? 'none' : { serverName: name.toString('latin1') };
+    }
     at += length;
   }
   return 'none';
