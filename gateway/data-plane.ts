@@ -5,7 +5,7 @@ import type { Picker } from '../src/balance/picker.ts';
 import type { Logger } from '../src/logger.ts';
 import type { EntryPointConfig, GatewayConfig, RouteConfig } from './config/index.ts';
 import { QUEUED_WHEN_CLOSED, type ClientRequest, type ClientResponse, type GatewayContext, type QueuedResponse } from './context.ts';
-import { answerHoldingSocket, NamedCertificates, startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits, type ListenerRefusal } from './entrypoints/index.ts';
+import { answerHoldingSocket, NamedCertificates, recordTlsRefusal, startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits, type ListenerRefusal } from './entrypoints/index.ts';
 import { NamedMiddlewareRegistry, refusalLogStep, tcpLogStep, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
 import { sendErrorAnswer } from './proxy/error-response.ts';
 import { MirrorSender } from './proxy/mirror-send.ts';
@@ -160,12 +160,22 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     const current = config.entryPoints.find((entryPoint) => entryPoint.name === initialEntryPoint.name)?.tcp ?? initialEntryPoint.tcp!;
     const logLine = runners.tcpLog;
     const clientAddress = socket.remoteAddress;
-    const forwarded = forwardConnection(socket, tcpForwardPolicy(config, current, serverName), tcpDependencies);
+    const policy = tcpForwardPolicy(config, current, serverName);
+    if (!policy) return refuseUnrouted(initialEntryPoint.name, socket, serverName);
+    const forwarded = forwardConnection(socket, policy, tcpDependencies);
     if (!logLine) return forwarded;
     const logged = forwarded.then((record) => logLine(record, initialEntryPoint.name, clientAddress, serverName));
     tcpUnlogged.add(logged);
     void logged.finally(() => tcpUnlogged.delete(logged));
     return logged;
+  };
+  // A server name (or none) that no service takes, with no entry point service to fall back on: the
+  // client's doing, counted against its entry point, never against a service or an instance.
+  const refuseUnrouted = (entryPoint: string, socket: Socket, serverName: string | undefined) => {
+    recordTlsRefusal(log, entryPoint, 'no-service', undefined, { remoteAddress: socket.remoteAddress, serverName });
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.destroy();
+    return closed;
   };
   // A connection the drain deadline cuts closes its upstream side a tick later, and only then is
   // logged: the shutdown waits for those lines (bounded) before it closes the access log.

@@ -79,7 +79,7 @@ function explainRemoved(sources: AdminSources, statuses: readonly ProviderStatus
   const view = explainInForce(sources, statuses, query, removed);
   const since = `entry point "${removed.name}" was removed by a reload and still listens until a restart`;
   if (removed.protocol === 'tcp') {
-    return { ...view, outcome: 'tcp-forward', pick: null, notes: [...view.notes, `${since}: it forwards each new connection to service "${removed.tcp?.service}" (or its sni services) by the tcp settings it started with, not by HTTP routing`] };
+    return { ...view, outcome: 'tcp-forward', pick: null, notes: [...view.notes, `${since}: it forwards each new connection to ${removed.tcp?.service === undefined ? 'the services of its sni table' : `service "${removed.tcp.service}" (or its sni services)`} by the tcp settings it started with, not by HTTP routing`] };
   }
   return { ...view, notes: [...view.notes, `${since}: the configuration in force has no routes or middleware for it, so every request on it is answered 404 no-route (after the global middleware and path checks)`] };
 }

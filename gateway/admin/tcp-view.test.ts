@@ -17,8 +17,8 @@ describe('the /api/tcp view', () => {
     ].join('\n');
     expect(tcpView(config, text)).toEqual({
       entryPoints: [
-        { name: 'redis', listen: '127.0.0.1:6380', service: 'redis', sni: {}, tls: false, proxyProtocol: 1, idleTimeoutMs: 600_000 },
-        { name: 'idle', listen: ':6381', service: 'quiet', sni: {}, tls: false, proxyProtocol: null, idleTimeoutMs: 600_000 },
+        { name: 'redis', listen: '127.0.0.1:6380', service: 'redis', sni: {}, tls: false, passthrough: false, proxyProtocol: 1, idleTimeoutMs: 600_000 },
+        { name: 'idle', listen: ':6381', service: 'quiet', sni: {}, tls: false, passthrough: false, proxyProtocol: null, idleTimeoutMs: 600_000 },
       ],
       services: [
         { name: 'quiet', open: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {} },
@@ -41,6 +41,6 @@ describe('the /api/tcp view', () => {
     );
     // The data plane still listens on 6380 and takes no connection on 6391 until a restart, while
     // new connections on 6380 go to cache with the new idle timeout.
-    expect(tcpView(reloaded, '', started).entryPoints).toEqual([{ name: 'redis', listen: '127.0.0.1:6380', service: 'cache', sni: {}, tls: false, proxyProtocol: null, idleTimeoutMs: 300_000 }]);
+    expect(tcpView(reloaded, '', started).entryPoints).toEqual([{ name: 'redis', listen: '127.0.0.1:6380', service: 'cache', sni: {}, tls: false, passthrough: false, proxyProtocol: null, idleTimeoutMs: 300_000 }]);
   });
 });

@@ -4,10 +4,14 @@ import type { GatewayConfig } from '../config/index.ts';
 export interface TcpEntryPointView {
   readonly name: string;
   readonly listen: string;
-  readonly service: string;
+  /** The service of connections no `sni` entry takes; null with an `sni` table alone (they are refused). */
+  readonly service: string | null;
   /** Service by TLS server name; empty without SNI routing. */
   readonly sni: Readonly<Record<string, string>>;
+  /** The gateway terminates TLS (`tls`). */
   readonly tls: boolean;
+  /** The gateway passes TLS through to the instances, routed by the ClientHello's server name. */
+  readonly passthrough: boolean;
   /** The entry point's own PROXY protocol version; null when it leaves it to the service. */
   readonly proxyProtocol: number | null;
   readonly idleTimeoutMs: number;
@@ -54,9 +58,10 @@ export function tcpView(config: GatewayConfig, metricsText: string, listening: G
     return [{
       name: entryPoint.name,
       listen: `${host === undefined ? '' : host.includes(':') ? `[${host}]` : host}:${port}`,
-      service: tcp.service,
+      service: tcp.service ?? null,
       sni: Object.fromEntries(tcp.sni),
       tls: entryPoint.tls !== undefined,
+      passthrough: entryPoint.passthrough,
       proxyProtocol: tcp.proxyProtocol ?? null,
       idleTimeoutMs: tcp.idleTimeoutMs,
     }];
@@ -67,7 +72,7 @@ export function tcpView(config: GatewayConfig, metricsText: string, listening: G
     if (!service) services.set(name, (service = { open: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {} }));
     return service;
   };
-  for (const entryPoint of entryPoints) [entryPoint.service, ...Object.values(entryPoint.sni)].forEach(of);
+  for (const entryPoint of entryPoints) [...(entryPoint.service === null ? [] : [entryPoint.service]), ...Object.values(entryPoint.sni)].forEach(of);
   for (const line of metricsText.split('\n')) {
     const match = SAMPLE.exec(line);
     if (!match) continue;

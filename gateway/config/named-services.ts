@@ -21,7 +21,7 @@ export function servicesNamedIn(config: GatewayConfig): Set<string> {
   }
   for (const entryPoint of config.entryPoints) {
     if (!entryPoint.tcp) continue;
-    names.add(entryPoint.tcp.service);
+    if (entryPoint.tcp.service !== undefined) names.add(entryPoint.tcp.service);
     for (const service of entryPoint.tcp.sni.values()) names.add(service);
   }
   return names;

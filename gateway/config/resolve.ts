@@ -174,7 +174,7 @@ function resolveTracing(input: ConfigInput['tracing']): GatewayConfig['tracing']
 
 /** The entry points of the file, or the one `web` entry point of `listen:` (or of the default address). */
 function resolveEntryPoints(input: ConfigInput, baseDir: string): EntryPointConfig[] {
-  if (!input.entryPoints) return [{ name: 'web', listen: input.listen ?? DEFAULT_LISTEN, protocol: 'http', h2c: false, http2: false, tls: undefined, middlewares: [] }];
+  if (!input.entryPoints) return [{ name: 'web', listen: input.listen ?? DEFAULT_LISTEN, protocol: 'http', h2c: false, http2: false, tls: undefined, passthrough: false, middlewares: [] }];
   const pair = (files: CertificateFiles): CertificateFiles => ({ certFile: absolutePath(baseDir, files.certFile), keyFile: absolutePath(baseDir, files.keyFile) });
   return Object.entries(input.entryPoints).map(([name, entryPoint]: [string, EntryPointInput]): EntryPointConfig => {
     const https = entryPoint.protocol === 'https';
@@ -193,11 +193,12 @@ function resolveEntryPoints(input: ConfigInput, baseDir: string): EntryPointConf
         ciphers: tls.ciphers,
         clientAuth: tls.clientAuth && { caFile: absolutePath(baseDir, tls.clientAuth.caFile), mode: tls.clientAuth.mode ?? 'require' },
       },
+      passthrough: tcp && (entryPoint.passthrough ?? false),
       middlewares: entryPoint.middlewares ?? [],
       ...(tcp
         ? {
             tcp: {
-              service: entryPoint.service!,
+              service: entryPoint.service,
               sni: new Map(Object.entries(entryPoint.sni ?? {}).map(([host, service]) => [host.toLowerCase(), service])),
               proxyProtocol: entryPoint.proxyProtocol,
               idleTimeoutMs: entryPoint.idleTimeout ?? DEFAULT_TCP_IDLE_TIMEOUT_MS,
@@ -215,7 +216,7 @@ function absolutePath(baseDir: string, path: string): string {
 
 /** Every service some tcp entry point forwards to. */
 function tcpServices(entryPoints: readonly EntryPointConfig[]): Set<string> {
-  return new Set(entryPoints.flatMap((entryPoint) => (entryPoint.tcp ? [entryPoint.tcp.service, ...entryPoint.tcp.sni.values()] : [])));
+  return new Set(entryPoints.flatMap((entryPoint) => (entryPoint.tcp ? [...(entryPoint.tcp.service === undefined ? [] : [entryPoint.tcp.service]), ...entryPoint.tcp.sni.values()] : [])));
 }
 
 /** A service layer with TCP connect checks unless it turns checks off or names another type or a protocol. */

@@ -34,13 +34,26 @@ describe('tcp entry points in the configuration file', () => {
 
   it.each([
     ['a tcp entry point without a service', 'entryPoints:\n  r: { listen: 6380, protocol: tcp }\n', 'entryPoints.r.service (line 2): a tcp entry point forwards to one service'],
-    ['sni without tls', 'entryPoints:\n  r: { listen: 6380, protocol: tcp, service: r, sni: { a.example: a } }\n', 'entryPoints.r.sni (line 2): sni routing needs tls'],
+    ['sni without tls or passthrough', 'entryPoints:\n  r: { listen: 6380, protocol: tcp, service: r, sni: { a.example: a } }\n', 'entryPoints.r.sni (line 2): sni routing reads the TLS server name: add passthrough: true'],
+    ['passthrough beside tls', `entryPoints:\n  r: { listen: 6380, protocol: tcp, passthrough: true, sni: { a.example: a }, ${TLS} }\n`, 'entryPoints.r.passthrough (line 2): passthrough forwards the TLS bytes to the instance'],
+    ['passthrough on an https entry point', `entryPoints:\n  w: { listen: 8443, protocol: https, passthrough: true, ${TLS} }\n`, 'entryPoints.w.passthrough (line 2): passthrough is for tcp entry points'],
+    ['passthrough without a service or an sni table', 'entryPoints:\n  r: { listen: 6380, protocol: tcp, passthrough: true }\n', 'entryPoints.r.service (line 2): a tcp entry point forwards to one service'],
     ['middlewares on tcp', 'middlewares:\n  h: { hsts: { maxAge: 1d } }\nentryPoints:\n  r: { listen: 6380, protocol: tcp, service: r, middlewares: [h] }\n', 'entryPoints.r.middlewares (line 4): middlewares act on HTTP requests'],
     ['service on http', 'entryPoints:\n  web: { listen: 8080, service: api }\n', 'entryPoints.web.service (line 2): service is for tcp entry points'],
     ['a PROXY protocol version 3', 'entryPoints:\n  r: { listen: 6380, protocol: tcp, service: r, proxyProtocol: 3 }\n', 'entryPoints.r.proxyProtocol (line 2): expected 1 (text) or 2 (binary)'],
     ['a route on a tcp entry point', 'entryPoints:\n  web: { listen: 8080 }\n  r: { listen: 6380, protocol: tcp, service: r }\nroutes:\n  - { path: /, service: a, entryPoints: [r] }\n', 'routes.0.entryPoints.0 (line 5): entry point "r" is a tcp entry point'],
   ])('refuses %s, naming the key and the line', (_case, text, expected) => {
     expectRefused(text, expected);
+  });
+
+  it('passes TLS through by server name, the sni table alone leaving names it does not list to no service', () => {
+    const config = parseConfig('g.yaml', 'entryPoints:\n  edge: { listen: 443, protocol: tcp, passthrough: true, sni: { A.test: a, "*.b.test": b } }\n');
+    const [edge] = config.entryPoints;
+    expect(edge).toMatchObject({ protocol: 'tcp', tls: undefined, passthrough: true });
+    expect(edge!.tcp).toEqual({ service: undefined, sni: new Map([['a.test', 'a'], ['*.b.test', 'b']]), proxyProtocol: undefined, idleTimeoutMs: 600_000 });
+    expect([undefined, 'a.test.', 'x.B.test', 'c.test'].map((name) => tcpForwardPolicy(config, edge!.tcp!, name)?.service)).toEqual([undefined, 'a', 'b', undefined]);
+    // Its services are the configuration's (TCP checks by default), as the entry point service is.
+    expect(config.services.get('b')!.healthCheck).toMatchObject({ type: 'tcp' });
   });
 
   it('forwards by server name (exact, then one-label wildcard, else the entry point service), with the PROXY version of the entry point over the service', () => {
@@ -54,7 +67,7 @@ describe('tcp entry points in the configuration file', () => {
     expect([undefined, 'A.Example.com', 'x.t.example.com', 'y.x.t.example.com', 'other.com', 'a.example.com.', 'X.T.Example.com.'].map((name) => tcpServiceFor(tcp, name))).toEqual(['pg', 'pg-a', 'pg-t', 'pg', 'pg', 'pg-a', 'pg-t']);
     expect(tcpForwardPolicy(config, tcp, undefined)).toEqual({ service: 'pg', attempts: 2, connectTimeoutMs: 500, idleTimeoutMs: 600_000, proxyProtocol: 1 });
     // retryOn without connect-failure: one attempt only.
-    expect(tcpForwardPolicy(config, tcp, 'a.example.com')).toMatchObject({ service: 'pg-a', attempts: 1, proxyProtocol: 2 });
-    expect(tcpForwardPolicy(config, { ...tcp, proxyProtocol: 2 }, undefined).proxyProtocol).toBe(2);
+    expect(tcpForwardPolicy(config, tcp, 'a.example.com')!).toMatchObject({ service: 'pg-a', attempts: 1, proxyProtocol: 2 });
+    expect(tcpForwardPolicy(config, { ...tcp, proxyProtocol: 2 }, undefined)!.proxyProtocol).toBe(2);
   });
 });

@@ -10,7 +10,7 @@ function refusal(text: string): string {
 describe('entryPoints in the configuration file', () => {
   it('turns the old listen: into one http entry point named web', () => {
     const config = parseConfig('/etc/switchboard/gateway.yaml', 'listen: 127.0.0.1:8080\n');
-    expect(config.entryPoints).toEqual([{ name: 'web', listen: { host: '127.0.0.1', port: 8080 }, protocol: 'http', h2c: false, http2: false, tls: undefined, middlewares: [] }]);
+    expect(config.entryPoints).toEqual([{ name: 'web', listen: { host: '127.0.0.1', port: 8080 }, protocol: 'http', h2c: false, http2: false, tls: undefined, passthrough: false, middlewares: [] }]);
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080 });
   });
 

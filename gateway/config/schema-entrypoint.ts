@@ -53,6 +53,7 @@ const entryPointFields = section({
   protocol: z.enum(['http', 'https', 'tcp']).optional(),
   service: z.string().min(1).optional(),
   sni: z.record(z.string().regex(SNI_NAME, 'expected a DNS name or *.suffix'), z.string().min(1)).optional(),
+  passthrough: z.boolean().optional(),
   proxyProtocol: proxyProtocolVersion.optional(),
   idleTimeout: duration.optional(),
   h2c: z.boolean().optional(),
@@ -66,7 +67,7 @@ export const entryPointSchema = entryPointFields.superRefine((entryPoint, contex
   const problem = (path: string, message: string) => context.addIssue({ code: 'custom', path: [path], message });
   const https = entryPoint.protocol === 'https';
   if (entryPoint.protocol === 'tcp') return tcpIssues(entryPoint, problem);
-  for (const key of ['service', 'sni', 'proxyProtocol', 'idleTimeout'] as const) {
+  for (const key of ['service', 'sni', 'passthrough', 'proxyProtocol', 'idleTimeout'] as const) {
     if (entryPoint[key] !== undefined) problem(key, `${key} is for tcp entry points (add protocol: tcp)`);
   }
   if (https && entryPoint.tls === undefined) problem('tls', 'an https entry point needs tls: { certificates: [{ certFile, keyFile }] }');
@@ -75,10 +76,19 @@ export const entryPointSchema = entryPointFields.superRefine((entryPoint, contex
   if (!https && entryPoint.http2 !== undefined) problem('http2', 'http2 is for https entry points; an http entry point takes h2c: true for HTTP/2 with prior knowledge');
 });
 
-/** What a tcp entry point may and must set: one service, TLS only to terminate it, no HTTP options. */
+/**
+ * What a tcp entry point may and must set: a service, or an `sni` table (then the service is the
+ * fallback), TLS terminated (`tls`) or passed through (`passthrough`) but not both, no HTTP options.
+ */
 function tcpIssues(entryPoint: z.output<typeof entryPointFields>, problem: (path: string, message: string) => void): void {
-  if (entryPoint.service === undefined) problem('service', 'a tcp entry point forwards to one service: add service: <name>');
-  if (entryPoint.sni !== undefined && entryPoint.tls === undefined) problem('sni', 'sni routing needs tls on the entry point (the server name comes from the TLS handshake)');
+  const passthrough = entryPoint.passthrough === true;
+  if (entryPoint.service === undefined && entryPoint.sni === undefined) problem('service', 'a tcp entry point forwards to one service: add service: <name> (or an sni table, with passthrough: true or tls)');
+  if (passthrough && entryPoint.tls !== undefined) {
+    problem('passthrough', 'passthrough forwards the TLS bytes to the instance, which holds the certificate, while tls terminates TLS at the gateway: keep one');
+  }
+  if (entryPoint.sni !== undefined && entryPoint.tls === undefined && !passthrough) {
+    problem('sni', 'sni routing reads the TLS server name: add passthrough: true (the instances terminate TLS) or tls (the gateway terminates it)');
+  }
   if (entryPoint.h2c !== undefined) problem('h2c', 'h2c is for http entry points; a tcp entry point forwards bytes');
   if (entryPoint.http2 !== undefined) problem('http2', 'http2 is for https entry points; a tcp entry point forwards bytes');
   if (entryPoint.middlewares !== undefined) problem('middlewares', 'middlewares act on HTTP requests; a tcp entry point forwards bytes');

@@ -123,6 +123,8 @@ export interface EntryPointConfig {
   readonly http2: boolean;
   /** https, and tcp when it terminates TLS. */
   readonly tls: EntryPointTls | undefined;
+  /** tcp only: TLS passed through, routed by the ClientHello's server name (`sni`); never with `tls`. */
+  readonly passthrough: boolean;
   /** Names from `middlewares:` run before routing, in order. */
   readonly middlewares: readonly string[];
   /** tcp only: where the bytes go. */
@@ -131,9 +133,12 @@ export interface EntryPointConfig {
 
 /** A tcp entry point's forwarding: one service (or one per TLS server name), byte for byte. */
 export interface TcpEntryPointSettings {
-  /** The service connections go to (those whose server name matches no `sni` entry, with `sni`). */
-  readonly service: string;
-  /** Service by TLS server name (lower case; `*.example.com` matches one label), with `tls` only. */
+  /**
+   * The service connections go to (those whose server name matches no `sni` entry, with `sni`);
+   * undefined with `sni` alone, where such connections are refused.
+   */
+  readonly service: string | undefined;
+  /** Service by TLS server name (lower case; `*.example.com` matches one label), with `tls` or `passthrough`. */
   readonly sni: ReadonlyMap<string, string>;
   /** PROXY protocol version sent upstream; overrides the service's `proxyProtocol`. */
   readonly proxyProtocol: ProxyProtocolVersion | undefined;

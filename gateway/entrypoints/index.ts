@@ -11,3 +11,4 @@ export { listenOn } from './listen.ts';
 export { SniTable } from './tls-sni.ts';
 export type { SniEntry } from './tls-sni.ts';
 export { NamedCertificates } from './tls-named.ts';
+export { recordTlsRefusal } from './tls-refusals.ts';

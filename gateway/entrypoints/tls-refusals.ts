@@ -5,7 +5,7 @@ import type { Logger } from '../../src/logger.ts';
 import { tlsHandshakeFailuresTotal } from '../telemetry/index.ts';
 
 /** Why a connection to a TLS entry point was refused before any request (the `reason` of `switchboard_tls_handshake_failures_total`). */
-export type TlsRefusalReason = 'plain-http' | 'client-certificate' | 'timeout' | 'handshake';
+export type TlsRefusalReason = 'plain-http' | 'client-certificate' | 'timeout' | 'handshake' | 'no-service';
 
 /** At most one warning per entry point and reason per this period: a scanner or a misconfigured client fleet must not flood the log. */
 export const TLS_REFUSAL_WARN_EVERY_MS = 60_000;
@@ -18,6 +18,7 @@ const WHAT: Readonly<Record<TlsRefusalReason, string>> = {
   'client-certificate': 'a client certificate missing or not verified by the tls.clientAuth CA bundle (unknown CA, expired, not for client use…)',
   timeout: 'a TLS handshake not finished in time',
   handshake: 'a failed TLS handshake',
+  'no-service': 'a server name (or none: no SNI, or not TLS) that matches no sni entry, and no service to fall back on',
 };
 
 /**
@@ -36,14 +37,17 @@ export function tlsFailureOf(error: Error & { code?: unknown }, socket: Pick<TLS
   return { reason: 'handshake', code };
 }
 
+/** The client of a refused connection: its address, and the server name it sent when that is what was refused. */
+export type RefusedPeer = Pick<Socket, 'remoteAddress'> & { readonly serverName?: string | undefined };
+
 /**
  * Counts a connection a TLS entry point refused before any request, logs it at debug, and warns
  * at most once per entry point and reason every `TLS_REFUSAL_WARN_EVERY_MS` (the first refusal of
  * a kind says what is wrong; the counter says how often). None reaches the access log: no request was read.
  */
-export function recordTlsRefusal(log: Logger, entryPoint: string, reason: TlsRefusalReason, code: string | undefined, socket: Pick<Socket, 'remoteAddress'>, now = Date.now()): void {
+export function recordTlsRefusal(log: Logger, entryPoint: string, reason: TlsRefusalReason, code: string | undefined, peer: RefusedPeer, now = Date.now()): void {
   tlsHandshakeFailuresTotal.inc({ entry_point: entryPoint, reason });
-  const fields = { entryPoint, reason, code, remoteAddress: socket.remoteAddress };
+  const fields = { entryPoint, reason, code, remoteAddress: peer.remoteAddress, ...(peer.serverName === undefined ? {} : { serverName: peer.serverName }) };
   if (!warned.allow(`${entryPoint} ${reason}`, now)) return void log.debug(fields, 'TLS connection refused');
   log.warn(
     { ...fields, everyMs: TLS_REFUSAL_WARN_EVERY_MS },

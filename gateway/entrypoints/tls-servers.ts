@@ -4,6 +4,7 @@ import type { Logger } from '../../src/logger.ts';
 import type { EntryPointConfig } from '../config/types.ts';
 import { peekSocket } from './socket-peek.ts';
 import { serverNameReader } from './tls-client-hello.ts';
+import { firstBytesJudge, HandshakeDeadlines } from './tls-hello-wait.ts';
 import { recordTlsRefusal, tlsFailureOf } from './tls-refusals.ts';
 import type { TlsCertificates } from './tls-store.ts';
 
@@ -91,18 +92,13 @@ export function tlsServers(
   certificates.onDefaultChange(() => withoutSni.setSecureContext(defaultOptions()));
   // Handed over and not yet secure, by four-tuple (node:tls keeps the accepted socket to itself).
   const handshaking = new Map<string, Socket>();
-  // Each accepted socket's handshake deadline until it is secure or closed; those it cut, whose TLS socket node:tls then reports as reset.
-  const deadlines = new Map<Socket, NodeJS.Timeout>();
-  const cut = new WeakSet<Socket>();
-  const settle = (accepted: Socket) => {
-    clearTimeout(deadlines.get(accepted));
-    deadlines.delete(accepted);
-  };
+  // Each accepted socket's handshake deadline until it is secure or closed; a TLS socket over one it cut is reported by node:tls as reset.
+  const deadlines = new HandshakeDeadlines(config.name, log);
   const onSecure = (socket: TLSSocket) => {
     const key = connectionKey(socket);
     const accepted = handshaking.get(key);
     handshaking.delete(key);
-    settle(accepted ?? acceptedOf(socket));
+    deadlines.settle(accepted ?? acceptedOf(socket));
     secure(socket, accepted ?? socket);
   };
   for (const server of [withSni, withoutSni]) {
@@ -110,7 +106,7 @@ export function tlsServers(
     // Node only reports a handshake that failed or timed out: the socket stays open (a client that
     // sent its ClientHello and then nothing held a connection, and its accepted socket here, for good).
     server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
-      if (cut.has(acceptedOf(socket))) return void socket.destroy();
+      if (deadlines.wasCut(acceptedOf(socket))) return void socket.destroy();
       const { reason, code } = tlsFailureOf(error, socket);
       recordTlsRefusal(log, config.name, reason, code, peerOf(socket));
       socket.destroy();
@@ -124,23 +120,12 @@ export function tlsServers(
       // OpenSSL's. Node's handshakeTimeout starts only at the hand-over, so a client that sent its
       // ClientHello just before the wait's end had that time again, and one that never sent a whole
       // ClientHello was dropped unseen (no count, no warning) however many came.
-      deadlines.set(
-        socket,
-        setTimeout(() => {
-          deadlines.delete(socket);
-          cut.add(socket);
-          recordTlsRefusal(log, config.name, 'timeout', 'ERR_TLS_HANDSHAKE_TIMEOUT', socket);
-          socket.destroy();
-        }, timeoutMs),
-      );
-      socket.once('close', () => settle(socket));
-      const reader = serverNameReader();
-      const judge = plainText ? (data: Buffer) => (data[0] !== 0x16 && (data[0]! & 0x80) === 0 ? 'plain' : reader(data)) : reader;
+      deadlines.start(socket, timeoutMs);
       // Its own timeout is the deadline's, set after it: the deadline fires first and counts the connection.
-      void peekSocket(socket, timeoutMs, judge).then((verdict) => {
+      void peekSocket(socket, timeoutMs, plainText ? firstBytesJudge() : serverNameReader()).then((verdict) => {
         if (!verdict) return;
         if (verdict === 'plain') {
-          settle(socket);
+          deadlines.settle(socket);
           recordTlsRefusal(log, config.name, 'plain-http', undefined, socket);
           return plainText?.(socket);
         }

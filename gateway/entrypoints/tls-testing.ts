@@ -21,6 +21,7 @@ export function testEntryPointConfig(protocol: EntryPointConfig['protocol'], cer
     h2c: false,
     http2: protocol === 'https',
     tls: certificate ? { certificates: [certificate], defaultCertificate: undefined, minVersion: undefined, ciphers: undefined, clientAuth: undefined } : undefined,
+    passthrough: false,
     middlewares: [],
     ...(tcp ? { tcp } : {}),
   };

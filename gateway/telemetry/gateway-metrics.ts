@@ -29,11 +29,12 @@ export const tlsReloadsTotal = new Counter({
 /**
  * Connections to a TLS entry point refused before any request, by entry point and reason
  * (`TlsRefusalReason`): plain HTTP sent to the TLS port, a client certificate missing or refused
- * (`tls.clientAuth`), a handshake that timed out, or one that failed otherwise.
+ * (`tls.clientAuth`), a handshake that timed out (on a passthrough tcp entry point, a ClientHello
+ * not read in time), one that failed otherwise, or a server name no service takes (`no-service`).
  */
 export const tlsHandshakeFailuresTotal = new Counter({
   name: 'switchboard_tls_handshake_failures_total',
-  help: 'Connections to a TLS entry point refused before any request, by entry point and reason (plain-http, client-certificate, timeout, handshake).',
+  help: 'Connections to a TLS entry point refused before any request, by entry point and reason (plain-http, client-certificate, timeout, handshake, no-service).',
   labelNames: ['entry_point', 'reason'] as const,
   registers: [metricsRegistry],
 });

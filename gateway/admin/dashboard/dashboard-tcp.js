@@ -36,12 +36,12 @@ function render({ entryPoints, services }) {
   panel();
   const byService = new Map(services.map((service) => [service.name, service]));
   const rows = entryPoints.flatMap((entryPoint) =>
-    [entryPoint.service, ...Object.values(entryPoint.sni)].map((name) => {
+    [...(entryPoint.service === null ? [] : [entryPoint.service]), ...Object.values(entryPoint.sni)].map((name) => {
       const service = byService.get(name) ?? { open: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {} };
       return h(
         'tr',
         { 'data-service': name },
-        h('td', {}, `${entryPoint.name} ${entryPoint.listen}${entryPoint.tls ? ' (TLS)' : ''}`),
+        h('td', {}, `${entryPoint.name} ${entryPoint.listen}${entryPoint.tls ? ' (TLS)' : entryPoint.passthrough ? ' (TLS passthrough)' : ''}`),
         h('td', { class: 'instance-id' }, name),
         h('td', {}, String(service.open)),
         h('td', {}, String(service.total)),
