@@ -34,6 +34,10 @@ function answer(path: string, query: string, method: string, headers: IncomingHt
       }
       response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': TEXT.length, etag: ETAG, 'accept-ranges': 'bytes', vary: 'Origin' });
       return void response.end(method === 'HEAD' ? undefined : TEXT);
+    case '/zero-length-304':
+      // A server that sends its 304 `Content-Length: 0`, the length of the 304's own (empty) body.
+      if (headers['if-none-match'] !== undefined) return void response.writeHead(304, { etag: ETAG, 'content-length': 0 }).end();
+      return void response.writeHead(200, { 'content-type': 'text/plain', 'content-length': TEXT.length, etag: ETAG }).end(TEXT);
     case '/small':
       return void response.writeHead(200, { 'content-type': 'application/json', 'content-length': 20 }).end('{"a":"0123456789ab"}');
     case '/typed':
@@ -237,6 +241,16 @@ routes:
     const again = await http2(session, '/zipped/text', { 'accept-encoding': 'br', 'if-none-match': first.headers.etag! });
     expect(again.status).toBe(304);
     expect(fields(again)).toEqual(fields(first));
+  });
+
+  it('takes a 304 with Content-Length 0 (some servers send their 304s so) to stand for the compressed 200: its ETag and Vary, and no length', async () => {
+    for (const acceptEncoding of ['gzip', 'br']) {
+      const first = await http1(gateway.port, '/zipped/zero-length-304', { 'accept-encoding': acceptEncoding });
+      expect(first.headers['content-encoding'], acceptEncoding).toBe(acceptEncoding);
+      const again = await http1(gateway.port, '/zipped/zero-length-304', { 'accept-encoding': acceptEncoding, 'if-none-match': first.headers.etag! });
+      expect(again.status, acceptEncoding).toBe(304);
+      expect({ etag: again.headers.etag, vary: again.headers.vary, length: again.headers['content-length'] }, acceptEncoding).toEqual({ etag: first.headers.etag, vary: first.headers.vary, length: undefined });
+    }
   });
 
   it('answers HEAD with the head a GET gets (RFC 9110 §9.3.2): coding, Vary, weak ETag, no length, and no body', async () => {

@@ -97,11 +97,14 @@ function headersAllowCoding(headers: OutgoingHttpHeaders): boolean {
 /**
  * Whether a 304 may stand for a 200 this middleware compressed, and so must carry the Vary and ETag
  * that 200 had (RFC 9110 §15.4.5). A 304 seldom says its Content-Type or length: unless it names a
- * type `settings` leaves out, or a length below `minBytes`, it is taken to stand for a compressed answer.
+ * type `settings` leaves out, or a length below `minBytes`, it is taken to stand for a compressed
+ * answer. A length of 0 says nothing: servers that send `Content-Length: 0` on a 304 mean the 304's
+ * own empty body (ASP.NET Core MVC 2.0's static files, Play 1 and ReactPHP's http did), not the 200's.
  */
 export function notModifiedMayStandForCompressed(requestHeaders: IncomingHttpHeaders, headers: OutgoingHttpHeaders, settings: CompressSettings): boolean {
   if (!requestMayBeCompressed(requestHeaders) || !headersAllowCoding(headers)) return false;
-  if (Number(headers['content-length'] ?? Infinity) < settings.minBytes) return false;
+  const length = Number(headers['content-length'] ?? Number.NaN);
+  if (length > 0 && length < settings.minBytes) return false;
   return headers['content-type'] === undefined || compressibleType(headers['content-type'], settings);
 }
 
