@@ -94,7 +94,7 @@ export interface ListenerRefusal {
    * upgrade (WebSocket) while the listener drains.
    */
   readonly status: number;
-  /** The answer's `error` code: `bad-request`, `request-timeout`, `header-too-large`, `method-not-allowed`, `expectation-failed`, `unsupported-transfer-coding`, `http-version-not-supported` or `draining`. */
+  /** The answer's `error` code: `bad-request`, `client-body-error` (a body the connection's end cut short), `request-timeout`, `header-too-large`, `method-not-allowed`, `expectation-failed`, `unsupported-transfer-coding`, `http-version-not-supported` or `draining`. */
   readonly error: string;
   /** Bytes of the answer's JSON body as sent: 0 for a reset HTTP/2 stream, and for an answer to a HEAD (`bodyFor`). */
   readonly bytes: number;
