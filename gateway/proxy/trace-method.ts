@@ -28,9 +28,11 @@ export function answeredTrace(context: GatewayContext, forward: boolean): boolea
   }
   const maxForwards = context.request.headers['max-forwards'];
   if (typeof maxForwards !== 'string' || !/^\d+$/.test(maxForwards)) return false;
-  const left = Number(maxForwards);
-  if (left > 0) {
-    context.upstream.headers['max-forwards'] = String(left - 1);
+  // As a BigInt: the field has no upper bound (RFC 9110 §7.6.2), and a Number past 2^53 would go
+  // upstream as another count, or as `1e+23`, no count at all.
+  const left = BigInt(maxForwards);
+  if (left > 0n) {
+    context.upstream.headers['max-forwards'] = String(left - 1n);
     return false;
   }
   const body = Buffer.from(echoOf(context), 'latin1');
