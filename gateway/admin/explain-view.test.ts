@@ -77,6 +77,15 @@ routes:
     const neighbour = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=${encodeURIComponent('/files/....json')}`)).json()) as { outcome: string };
     expect(neighbour.outcome).toBe('proxy');
   });
+
+  it('gives method-not-allowed as the outcome of a TRACE, which traffic answers 405 without forwardTrace, and no route nor pick', async () => {
+    // fetch refuses to send TRACE.
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      httpRequest({ port: gateway.port, host: '127.0.0.1', path: '/plain/x', method: 'TRACE' }, (response) => (response.resume(), resolve(response.statusCode))).on('error', reject).end();
+    });
+    const explained = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=/plain/x&method=trace`)).json()) as ExplainView;
+    expect([status, explained.outcome, explained.route, explained.pick, [...new Set(explained.middleware.map((layer) => layer.scope))]]).toEqual([405, 'method-not-allowed', null, null, ['global']]);
+  });
 });
 
 describe('GET /api/explain on a route that rewrites to a service hashed on the path', () => {

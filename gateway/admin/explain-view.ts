@@ -110,6 +110,8 @@ function explainInForce(sources: AdminSources, statuses: readonly ProviderStatus
   const routed = entryRewrite.path === path ? normalised : normalisePath(entryRewrite.path, config.paths);
   const base = { request: { method, host, path, routedPath: typeof routed === 'string' ? routed : entryRewrite.path, entryPoint }, notes };
   const unrouted = { route: null, nearMisses: [], service: null, instances: [], pick: null };
+  // Answered 405 after the global layers, before any other (`answeredTrace`), as traffic is.
+  if (method === 'TRACE' && !config.forwardTrace) return { ...base, ...unrouted, outcome: 'method-not-allowed', middleware: globalLayers };
   if (entryRewrite.refused) return { ...base, ...unrouted, outcome: 'rewritten-dot-segment', middleware: [...globalLayers, ...entryLayers] };
   if (typeof routed !== 'string') return { ...base, ...unrouted, outcome: routed.error, middleware: globalLayers };
   const routes = removed ? [] : config.routes.filter((route) => route.entryPoints === undefined || route.entryPoints.includes(entryPoint));
