@@ -316,7 +316,8 @@ export class AttemptLoop implements AttemptReceiver {
     const guard = this.guard;
     try {
       if (guard) {
-        if (this.recorded) guard.record(performance.now(), this.verdictClass, this.verdictStatus, this.admission);
+        // The clock is read only when a breaker will use it.
+        if (this.recorded && guard.slot) guard.record(performance.now(), this.verdictClass, this.verdictStatus, this.admission);
         if (this.retrying) guard.retryEnded();
         // A request its transport still holds (waiting for a connection) keeps its concurrency slot until let go.
         if (this.released) leaveWhenReleased(guard, this.released, this.admission, this.recorded);
