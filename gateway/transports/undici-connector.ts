@@ -24,6 +24,10 @@ import { buildConnector } from 'undici';
  * a socket undici has sent the request on; node:tls leaves that socket open, its 'end' comes next,
  * and undici fails the request with the error it makes there, which replaced the alert: a TLS
  * failure of the upstream was classed as a reset (`upstreamErrorCode` reads the cause).
+ *
+ * And a write that fails with a reset does not fail the request before its answer is read (see
+ * `holdWriteFailures`): an upstream that answers an upload early (a 413 with `Connection: close`)
+ * and closes without reading the rest is reset by its kernel, and the answer came first.
  */
 export function resumingConnector(options: buildConnector.BuildOptions): buildConnector.connector {
   const connect = buildConnector(options);
@@ -31,7 +35,10 @@ export function resumingConnector(options: buildConnector.BuildOptions): buildCo
     connect(connectOptions, (...args) => {
       // undici's connector calls back with the error alone when the connection fails.
       const socket = args[1];
-      if (socket) socket.prependListener('end', onEnd).prependListener('error', onError).prependListener('close', onClose);
+      if (socket) {
+        holdWriteFailures(socket);
+        socket.prependListener('end', onEnd).prependListener('error', onError).prependListener('close', onClose);
+      }
       callback(...args);
     });
   };
@@ -64,6 +71,54 @@ function parserOf(socket: Socket): PausableParser | undefined {
   return typeof parser === 'object' && parser !== null && typeof (parser as PausableParser).execute === 'function' ? (parser as PausableParser) : undefined;
 }
 
+/** Write errors that say the connection is gone (reset by the peer, or closed under the write). */
+const RESET_CODES: ReadonlySet<unknown> = new Set(['ECONNRESET', 'EPIPE']);
+
+/** Each socket's write failure held back, with the stream's callback of that write (see `holdWriteFailures`). */
+const heldWrites = new WeakMap<Socket, () => void>();
+
+/**
+ * A write that fails with a reset is held back from the socket until the socket closes, its read
+ * side going on meanwhile. An upstream may answer an upload before reading all of it (a 413, an
+ * early 401) and close: node's http server does, and the peer's kernel then resets the connection
+ * for the unread body. Node destroys a socket at its first failed write (the stream's write
+ * callback), before reading what had come ahead of the reset (in the kernel's buffer, or read but
+ * not yet handed to undici): undici failed the request with ECONNRESET or EPIPE, a
+ * `reset-before-headers` blamed on the instance, though the answer had been sent. Held, no more
+ * of the body is written (the stream waits on the write), undici's parser reads the answer to its
+ * end (undici completes a response that ends before its request, and closes the connection) or
+ * the read side ends without one: a reset or an end there fails the request as before, its
+ * "other side closed" with this write's error as `cause`, so a crash during the upload still
+ * counts against the instance. The read side ends at once: a write fails so only once the
+ * connection is reset or closed.
+ */
+function holdWriteFailures(socket: Socket): void {
+  let callback: ((error?: Error | null) => void) | undefined;
+  // One callback per socket: a stream has one write at a time in flight.
+  const written = (error?: Error | null): void => {
+    const done = callback!;
+    callback = undefined;
+    if (error && RESET_CODES.has((error as NodeJS.ErrnoException).code) && !socket.destroyed) {
+      if (!firstErrors.has(socket)) firstErrors.set(socket, error);
+      heldWrites.set(socket, () => done(error));
+      return;
+    }
+    done(error);
+  };
+  const write = socket._write;
+  socket._write = function (chunk, encoding, done) {
+    callback = done;
+    write.call(this, chunk, encoding, written);
+  };
+  const writev = socket._writev;
+  if (writev !== undefined) {
+    socket._writev = function (chunks, done) {
+      callback = done;
+      writev.call(this, chunks, written);
+    };
+  }
+}
+
 function onEnd(this: Socket): void {
   // Also for a keep-alive answer: undici would fail it as cut short ("other side closed") though
   // every byte of it had come, and the gateway would count that against the upstream.
@@ -82,6 +137,12 @@ function onError(this: Socket, error: NodeJS.ErrnoException): void {
 }
 
 function onClose(this: Socket): void {
+  // The stream's write callback, after the close: it destroys nothing more.
+  const held = heldWrites.get(this);
+  if (held !== undefined) {
+    heldWrites.delete(this);
+    held();
+  }
   // As undici: a socket closed by an error (the gateway's own abort included) has failed its request already.
   if (this.errored) return;
   const parser = parserOf(this);
