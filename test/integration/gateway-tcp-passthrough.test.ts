@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect as connectTls, createServer as createTlsServer } from 'node:tls';
@@ -9,7 +10,11 @@ import { acceptsConnections, clientHello, logOf, makeCertificate, makeTempDir, p
 
 const HEADERS_TIMEOUT_MS = 2_000;
 
-/** A TLS backend of its own certificate, which answers each connection with its name and the server name it was sent, then `PLAIN <bytes>` to a client that does not speak TLS. */
+/**
+ * A TLS backend of its own certificate, which answers each connection with its name and the server
+ * name it was sent (echoes it back instead for a server name starting with `echo.`), and `PLAIN
+ * <bytes>` to a client that does not speak TLS.
+ */
 interface TlsBackend {
   readonly server: Server;
   readonly port: number;
@@ -22,6 +27,7 @@ async function startTlsBackend(dir: string, name: string, names: readonly string
   const [pem, key] = await Promise.all([readFile(files.certFile), readFile(files.keyFile)]);
   const tls = createTlsServer({ cert: pem, key }, (socket) => {
     socket.on('error', () => undefined);
+    if ((socket.servername || '').startsWith('echo.')) return void socket.pipe(socket);
     socket.end(`${name} ${socket.servername || '-'}\n`);
   });
   tls.on('tlsClientError', () => undefined);
@@ -162,5 +168,24 @@ routes: []
     // Nothing reached a service: no connection counted for a or fallback, so no instance was blamed.
     expect(await connections('fallback')).toBe(before.fallback);
     expect(await metric('switchboard_tcp_errors_total', { service: 'a', class: 'cancelled' })).toBe(0);
+  });
+
+  it('leaves a connection open past the handshake deadline once its ClientHello was read: the deadline bounds the wait for the ClientHello alone', async () => {
+    const before = await refused('edge', 'timeout');
+    const socket = connectTls({ host: '127.0.0.1', port: edge, servername: 'echo.b.test', ca: b.pem, checkServerIdentity: () => undefined });
+    socket.on('error', () => undefined);
+    await once(socket, 'secureConnect');
+    // A connection accepted after it that never sends a ClientHello is cut at its own deadline: by then this one's has passed too.
+    await exchange(edge, Buffer.alloc(0));
+    let echoed = '';
+    socket.on('data', (chunk: Buffer) => (echoed += chunk.toString()));
+    socket.write('still open');
+    await waitFor(() => echoed === 'still open' || socket.destroyed, { timeoutMs: 5_000, message: 'the echo of the connection routed before the deadline' });
+    expect(echoed).toBe('still open');
+    socket.end();
+    await once(socket, 'close');
+    await waitFor(async () => (await refused('edge', 'timeout')) === before + 1, { timeoutMs: 5_000, message: 'the silent connection counted as a timeout on edge' });
+    // Only the silent one: the routed connection was never counted as a timeout.
+    expect(await refused('edge', 'timeout')).toBe(before + 1);
   });
 });
