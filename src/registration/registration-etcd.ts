@@ -71,6 +71,8 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private leftTo: string | undefined;
   /** When etcd last confirmed the live lease (its put, a keepalive): a key deleted long after went with the lease. */
   private keptAliveAt = 0;
+  /** The revoke of the lease `dropLease()` last dropped, which a removal waits for (never rejects). */
+  private dropping: Promise<void> = Promise.resolve();
 
   private readonly entry: RegisteredEntry<T>;
 
@@ -137,6 +139,9 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     }
     this.dropLease();
     const client = await this.connect();
+    // A deregistration (the agent's SIGTERM) came while the put on the lost lease ran: a new lease
+    // would only be granted for its removal to find none to revoke, and outlive the agent by its TTL.
+    if (this.desired === undefined || this.closed) throw new Error('the entry is no longer wanted; no new lease granted');
     const lease = client.lease(this.ttlSeconds, { autoKeepAlive: true });
     this.lease = lease;
     let confirmed = false;
@@ -344,6 +349,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     this.heldBy = undefined;
     this.leftTo = undefined;
     const lease = this.lease;
+    await this.dropping;
     if (!lease) return;
     // The revoke deletes the key: that deletion is ours, never to be undone (events are stale once
     // `desired` is unset; the watch stops as well, while the revoke runs).
@@ -383,8 +389,9 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     this.lease = undefined;
     // The key goes with its lease: a new lease's put watches its key anew.
     void this.stopEntryWatch(0);
-    // Revoking an old lease that may never have been granted; its key expires with it anyway.
-    lease?.revoke().catch(() => undefined);
+    // Revoking an old lease that may never have been granted; its key expires with it anyway. A removal
+    // waits for it (a lease granted as a deregistration came): close() would cut it off, the lease left alive.
+    if (lease) this.dropping = withDeadline(lease.revoke(), this.attemptTimeoutMs, 'etcd lease revoke').catch(() => undefined);
   }
 }
 

@@ -462,18 +462,28 @@ describe('switchboard-agent with etcd', () => {
     expect(await onNewLease(agent, key, before, 5_000)).not.toBe(before);
   });
 
-  it('puts the key on a new lease once resumed after its lease expired while the agent was stopped, without calling etcd unreachable', async () => {
-    const { agent, key, lease: before } = await registeredAgent();
-    // Stopped (SIGSTOP: a paused container, a stalled VM) for 5 s, past the 2 s lease, which etcd expires
-    // with the key, and past twice the TTL, after which etcd3 declares the lease lost as the agent resumes.
+  /**
+   * Stops `agent` (SIGSTOP: a paused container, a stalled VM) for 5 s, past the 2 s lease, which etcd
+   * expires with `key`, and past twice the TTL, after which etcd3 declares the lease lost as the agent
+   * resumes; leaves it stopped (`agent.resume()` or `agent.stop()` next).
+   */
+  async function stopPastLease(agent: ManagedProcess, key: string): Promise<void> {
     agent.pause();
     const pausedAt = Date.now();
     try {
       await waitFor(async () => (await reader.get(key).exec()).kvs.length === 0, { timeoutMs: 10_000, message: `${key} to expire with its lease` });
+      // A stretch of time the agent must spend stopped, not a wait for something to happen.
       await delay(Math.max(0, pausedAt + 5_000 - Date.now()));
-    } finally {
+    } catch (error) {
       agent.resume();
+      throw error;
     }
+  }
+
+  it('puts the key on a new lease once resumed after its lease expired while the agent was stopped, without calling etcd unreachable', async () => {
+    const { agent, key, lease: before } = await registeredAgent();
+    await stopPastLease(agent, key);
+    agent.resume();
     await onNewLease(agent, key, before, 10_000);
     // The lease's 'lost' event came while the pass put the key on it: that pass failed as if etcd were down.
     const log = await logOf(agent);
@@ -481,6 +491,19 @@ describe('switchboard-agent with etcd', () => {
     expect(log).not.toContain('registry unreachable');
     // etcd reports the key going with the expired lease as a deletion: no other client deleted it.
     expect(log).not.toContain('deleted by another client');
+  });
+
+  it('leaves no lease behind when a SIGTERM comes as it resumes after its lease expired while it was stopped', async () => {
+    const { agent, key } = await registeredAgent();
+    await stopPastLease(agent, key);
+    const before = new Set((await reader.leaseClient.leaseLeases({})).leases.map((lease) => lease.ID));
+    // SIGTERM, then SIGCONT: it resumes with the key's deletion, its lease's loss and the signal all pending.
+    await agent.stop();
+    // The pass that put the key back on a new lease granted one after the deregistration, which found no
+    // lease to revoke: it outlived the agent by its TTL.
+    const left = (await reader.leaseClient.leaseLeases({})).leases.map((lease) => lease.ID).filter((id) => !before.has(id));
+    expect(left, await logOf(agent)).toEqual([]);
+    expect((await reader.get(key).exec()).kvs).toEqual([]);
   });
 
   it('leaves the key to another lease that put it before its own lease was revoked, and puts its own once that one goes', async () => {
