@@ -146,7 +146,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     this.lease = lease;
     let confirmed = false;
     lease.on('keepaliveSucceeded', () => {
-      if (this.lease === lease) this.keptAliveAt = Date.now();
+      if (this.lease === lease) this.keptAliveAt = performance.now();
     });
     lease.on('lost', (error) => {
       if (this.lease !== lease) return;
@@ -162,7 +162,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
       const revision = await this.putOnNewLease(client, lease, key, value);
       if (this.lease !== lease) throw new Error('the lease was lost while the key was put');
       confirmed = true;
-      this.keptAliveAt = Date.now();
+      this.keptAliveAt = performance.now();
       await this.watchEntry(lease, key, BigInt(revision));
     } catch (error) {
       if (this.lease === lease) this.dropLease();
@@ -272,7 +272,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
         if (!this.watches(watch)) return;
         // etcd deletes the key of a lease it expired as a client's deletion: told apart by the keepalives
         // (every third of the TTL) that stopped reaching etcd, a process stopped (SIGSTOP) or cut off past the TTL.
-        const silentMs = Date.now() - this.keptAliveAt;
+        const silentMs = performance.now() - this.keptAliveAt;
         if (silentMs > this.ttlSeconds * 1_000) this.log.warn({ key, silentMs }, 'registry entry deleted with our lease, which etcd expired: no keepalive reached it within its TTL (the process was stopped or cut off); putting it again');
         else this.log.warn({ key }, 'registry entry deleted by another client; putting it again');
         this.rewritingDeleted = true;
