@@ -156,8 +156,12 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   };
   // A tcp entry point reads its settings per connection, so a reload applies to new connections;
   // each connection gets an access log line once closed, when the configuration it opened under logs.
+  // Only while the listener is of the kind the configuration in force asks for: `tls` and
+  // `passthrough` wait for a restart, and an `sni` table alone on a listener that reads no server
+  // name (a plain port reloaded into a passthrough one) would refuse every connection until then.
   const tcpHandler = (initialEntryPoint: EntryPointConfig) => (socket: Socket, serverName: string | undefined) => {
-    const current = config.entryPoints.find((entryPoint) => entryPoint.name === initialEntryPoint.name)?.tcp ?? initialEntryPoint.tcp!;
+    const reloaded = config.entryPoints.find((entryPoint) => entryPoint.name === initialEntryPoint.name);
+    const current = reloaded?.tcp !== undefined && sameTcpListener(reloaded, initialEntryPoint) ? reloaded.tcp : initialEntryPoint.tcp!;
     const logLine = runners.tcpLog;
     const clientAddress = socket.remoteAddress;
     const policy = tcpForwardPolicy(config, current, serverName);
@@ -288,4 +292,9 @@ function upgradeRunner(runners: { http: RequestRunner; upgrade: RequestRunner },
   delete request.headers.upgrade;
   delete request.headers['http2-settings'];
   return runners.http;
+}
+
+/** Whether two tcp entry points' listeners are of one kind: plain, terminating TLS, or passing it through. */
+function sameTcpListener(a: EntryPointConfig, b: EntryPointConfig): boolean {
+  return (a.tls === undefined) === (b.tls === undefined) && a.passthrough === b.passthrough;
 }

@@ -63,11 +63,12 @@ function tlsAnswer(port: number, servername: string, ca: Buffer): Promise<{ line
 /** Connects to `port`, writes `bytes`, and resolves with what came back before the close and how long the connection lasted. */
 function exchange(port: number, bytes: Buffer): Promise<{ answer: string; ms: number }> {
   return new Promise((resolve) => {
+    // Timed from before the connect: the gateway's deadline runs from its accept, which cannot come
+    // earlier, while a 'connect' handler run late on a loaded machine would shorten the time measured.
+    const connectedAt = performance.now();
     const socket: Socket = connect({ host: '127.0.0.1', port });
     let answer = '';
-    let connectedAt = 0;
     socket.once('connect', () => {
-      connectedAt = performance.now();
       if (bytes.length > 0) socket.write(bytes);
     });
     socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
@@ -162,7 +163,7 @@ routes: []
     const [partial, silent] = await Promise.all([exchange(edge, hello.subarray(0, 20)), exchange(edge, Buffer.alloc(0))]);
     for (const { ms } of [partial, silent]) {
       expect(ms).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_MS - 100);
-      expect(ms).toBeLessThan(HEADERS_TIMEOUT_MS * 1.5);
+      expect(ms).toBeLessThan(HEADERS_TIMEOUT_MS * 2);
     }
     await waitFor(async () => (await refused('edge', 'timeout')) === before.timeouts + 2, { timeoutMs: 5_000, message: 'two ClientHello timeouts counted on edge' });
     // Nothing reached a service: no connection counted for a or fallback, so no instance was blamed.
@@ -187,5 +188,41 @@ routes: []
     await waitFor(async () => (await refused('edge', 'timeout')) === before + 1, { timeoutMs: 5_000, message: 'the silent connection counted as a timeout on edge' });
     // Only the silent one: the routed connection was never counted as a timeout.
     expect(await refused('edge', 'timeout')).toBe(before + 1);
+  });
+});
+
+describe('tcp entry points reloaded into another kind of listener', () => {
+  let gateway: GatewayProcess | undefined;
+  let backend: TlsBackend | undefined;
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    if (backend) await new Promise((resolve) => backend!.server.close(resolve));
+  });
+
+  it('keep forwarding by the settings in force until the restart that passthrough waits for: an sni table alone does not refuse every connection of the plain listener', async () => {
+    const dir = await makeTempDir('sb-tcp-passthrough-reload-');
+    const served = await startTlsBackend(dir, 'kept', ['kept.test']);
+    backend = served;
+    const config = (edge: string) => `
+admin: 127.0.0.1:{{adminPort}}
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+  edge: { listen: "127.0.0.1:{{port:edge}}", protocol: tcp, ${edge} }
+services:
+  kept: { instances: [127.0.0.1:${served.port}] }
+  other: { instances: [127.0.0.1:${served.port}] }
+routes: []
+`;
+    const started = await startGateway(config('service: kept'));
+    gateway = started;
+    const edge = started.ports.edge!;
+    await waitFor(() => acceptsConnections(edge), { timeoutMs: 10_000, message: 'the tcp entry point to listen' });
+    expect((await tlsAnswer(edge, 'kept.test', served.pem)).line).toBe('kept kept.test');
+    await started.writeConfig(config('passthrough: true, sni: { kept.test: other }'));
+    await waitFor(async () => (await logOf(started.process)).includes('these settings apply only after a restart'), { timeoutMs: 10_000, message: 'the reload, its passthrough waiting for a restart' });
+    // The plain listener passes no server name: by the reloaded sni table alone, every connection was refused (no-service).
+    expect((await tlsAnswer(edge, 'kept.test', served.pem)).line).toBe('kept kept.test');
+    expect(await logOf(started.process)).not.toContain('refused a connection');
   });
 });
