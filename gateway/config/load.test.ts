@@ -137,6 +137,7 @@ describe('parseConfig errors', () => {
     ['routes:\n  - { path: /a, pathRegex: "^/a", service: a }', 'routes.0.pathRegex (line 2): a route has either path or pathRegex, not both'],
     ['routes:\n  - { pathRegex: "(", service: a }', 'routes.0.pathRegex (line 2): is not a valid regular expression'],
     ['routes:\n  - { pathRegex: "^/(a+)+$", service: a }', 'routes.0.pathRegex (line 2): can take exponential time on a short path (ReDoS): a+ repeats inside (a+)+'],
+    ['routes:\n  - { pathRegex: "^/(\\\\w|\\\\d)*$", service: a }', 'routes.0.pathRegex (line 2): can take exponential time on a short path (ReDoS): the alternatives \\w and \\d of (\\w|\\d) both match "0"'],
     ['routes:\n  - { service: a, rewrite: { pattern: "^/(.*)-(.*)$", replacement: /x } }', 'routes.0.rewrite.pattern (line 2): can take polynomial time'],
     ['middlewares:\n  r: { rewrite: { pattern: "/+$", replacement: / } }', 'middlewares.r.rewrite.pattern (line 2): can take quadratic time'],
     ['routes:\n  - { service: a, rewrite: { pattern: "^/old/", replacement: /a/../b/ } }', 'routes.0.rewrite.replacement (line 2): makes the dot segment ".." in every path it rewrites, whatever the request, so each would be refused with 400 rewritten-dot-segment'],

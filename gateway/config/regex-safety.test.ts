@@ -14,6 +14,14 @@ describe('regexBacktrackingRisk', () => {
     String.raw`(?<=/)v1`,
     String.raw`\.php$`,
     String.raw`^/v(\d+)/items/(\w+)$`,
+    String.raw`^/(foo|bar)/.*$`,
+    String.raw`^/(v1|v2)/x$`,
+    String.raw`(css|js|png)$`,
+    String.raw`^/(\w|\d)?$`,
+    String.raw`^/(?:a|ab)*$`,
+    String.raw`^/(?:\.\w+|/[a-z]+)*$`,
+    String.raw`^/(a|)*$`,
+    String.raw`^/(a|a){1}$`,
   ])('finds nothing in the common route pattern %s', (source) => {
     expect(regexBacktrackingRisk(source)).toBeUndefined();
   });
@@ -25,6 +33,15 @@ describe('regexBacktrackingRisk', () => {
     [String.raw`^/.*a.*a.*b$`, 'polynomial time', '.*'],
     [String.raw`^/(.*)\.(.*)$`, 'polynomial time', '[^/]*'],
     [String.raw`/+$`, 'quadratic time', 'anchor it'],
+    [String.raw`^/(a|a)*$`, 'exponential time', 'the alternatives a and a of (a|a) both match "a" and repeat inside (a|a)*'],
+    [String.raw`^/(\w|\d)*$`, 'exponential time', String.raw`the alternatives \w and \d of (\w|\d) both match "0"`],
+    [String.raw`^/(?:[a-z]|[0-9a-f])+/x$`, 'exponential time', 'make the alternatives match different text'],
+    [String.raw`^/(?:(a|a)b)*$`, 'exponential time', 'repeat inside (?:(a|a)b)*'],
+    [String.raw`^/(a|a){2,}$`, 'exponential time', 'repeat inside (a|a){2,}'],
+    [String.raw`^/(a|a){0,40}$`, 'exponential time', 'repeat inside (a|a){0,40}'],
+    [String.raw`^/(a|aa)*$`, 'exponential time', '"aa" can be one repetition of (a|aa)* (aa) or several (a, then more)'],
+    [String.raw`(a|ab|b)*`, 'exponential time', '"ab" can be one repetition of (a|ab|b)* (ab) or several (a, then more)'],
+    [String.raw`^/(ab?|b)*$`, 'exponential time', 'make each text match one way only'],
   ])('refuses %s, saying why', (source, complexity, hint) => {
     const risk = regexBacktrackingRisk(source);
     expect(risk).toContain(complexity);

@@ -1,3 +1,5 @@
+import { RegExpParser, visitRegExpAST, type AST } from '@eslint-community/regexpp';
+import { JS, NFA, getIntersectionWords, type Word } from 'refa';
 import { analyse, type Report } from 'scslre';
 
 /** Verdicts kept by source, so that a reload checks only the patterns it adds; past this many the cache starts over. */
@@ -18,10 +20,13 @@ export const ALLOW_UNSAFE_REGEX_KEY = 'allowUnsafeRegex';
  * The check is scslre's static analysis (the one behind eslint-plugin-regexp's
  * no-super-linear-backtracking and no-super-linear-move): a quantifier nested in a repeated one
  * (exponential), two quantifiers that can trade the same characters, and an unanchored quantifier
- * the engine retries at each start (both polynomial). It is a check, not a proof: it misses
- * ambiguity between alternatives of a repeated group (`(a|ab|b)*`), and it cannot know that a path
- * never holds a line break, so `^/(.*)/(.*)$` is refused though paths cannot exploit it. Runs when
- * configuration is parsed, never per request: about 0.1-2 ms a new pattern.
+ * the engine retries at each start (both polynomial); then `ambiguousRepetition`, for what scslre
+ * lets through: a repeated text that splits into its repetitions in more than one way (`(a|a)*`,
+ * `(\w|\d)*`, `(a|aa)*`, `(a|ab|b)*`). It is a check, not a proof: it misses a repeated group whose
+ * alternatives only split two ways across several of them (`(a|ab|ba)*`: "aba" is a·ba or ab·a),
+ * and it cannot know that a path never holds a line break, so `^/(.*)/(.*)$` is refused though
+ * paths cannot exploit it. Runs when configuration is parsed, never per request: a few hundred µs a
+ * new pattern (`npm run bench:regex-check`).
  */
 export function regexBacktrackingRisk(source: string): string | undefined {
   if (verdicts.has(source)) return verdicts.get(source);
@@ -37,15 +42,110 @@ function assess(source: string): string | undefined {
   } catch {
     return undefined;
   }
+  let parsed: { pattern: AST.Pattern; flags: AST.Flags };
   let reports: Report[];
   try {
-    reports = analyse({ source, flags: '' }, { maxReports: 1 }).reports;
+    const parser = new RegExpParser();
+    parsed = { pattern: parser.parsePattern(source), flags: parser.parseFlags('') };
+    reports = analyse(parsed, { maxReports: 1 }).reports;
   } catch (error) {
     // The analyser's parser can lag V8's syntax: a pattern it cannot read is not known to be safe.
     return `could not be checked for catastrophic backtracking (${(error as Error).message})`;
   }
   const report = reports[0];
-  return report && describe(report);
+  return report ? describe(report) : ambiguousRepetition(parsed);
+}
+
+/** States one language of the check may build (refa's default is 10,000); past it the pair is left unchecked. */
+const MAX_NODES = 2_000;
+
+/**
+ * The check scslre lacks, as eslint-plugin-regexp's no-dupe-disjunctions makes it: a repetition
+ * whose text can be split into its iterations in more than one way, which the backtracking engine
+ * tries one by one before a mismatch fails (2^n ways for n characters). Two causes: alternatives
+ * of a group under the repetition that match the same text (`(a|a)*`, `(\w|\d)*`), and an
+ * alternative whose text is also another alternative followed by more iterations (`(a|aa)*`: "aa"
+ * is aa or a·a; `(a|ab|b)*`). Lookarounds and backreferences count as matching nothing, so they
+ * can hide a case but never make one up.
+ */
+function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags }): string | undefined {
+  let parser: JS.Parser | undefined;
+  const languages = new Map<AST.Node, NFA>();
+  const language = (node: AST.Alternative | AST.Element): NFA => {
+    let nfa = languages.get(node);
+    if (!nfa) {
+      parser ??= JS.Parser.fromAst(parsed);
+      const { expression, maxCharacter } = parser.parseElement(node, {
+        backreferences: 'disable',
+        assertions: 'disable',
+        maxNodes: MAX_NODES,
+      });
+      nfa = NFA.fromRegex(expression, { maxCharacter }, { assertions: 'disable', unknowns: 'disable' });
+      nfa.withoutEmptyWord();
+      languages.set(node, nfa);
+    }
+    return nfa;
+  };
+  let verdict: string | undefined;
+  const check = (found: () => string | undefined): void => {
+    if (verdict !== undefined) return;
+    try {
+      verdict = found();
+    } catch {
+      // Too large to build within MAX_NODES: left to the engine, as a pattern scslre cannot judge.
+    }
+  };
+  const onGroup = (group: AST.Group | AST.CapturingGroup): void => {
+    if (group.alternatives.length < 2) return;
+    const repetition = repeatingAncestor(group);
+    if (!repetition) return;
+    check(() => {
+      for (const [i, left] of group.alternatives.entries()) {
+        for (const right of group.alternatives.slice(i + 1)) {
+          const word = firstCommonWord(language(left), language(right));
+          if (word)
+            return `can take exponential time on a short path (ReDoS): the alternatives ${left.raw} and ${right.raw} of ${group.raw} both match ${JSON.stringify(String.fromCodePoint(...word))} and repeat inside ${repetition.raw}, so each repetition can take either, 2^n ways for n repetitions before a mismatch fails; make the alternatives match different text`;
+        }
+      }
+      return undefined;
+    });
+  };
+  visitRegExpAST(parsed.pattern, {
+    onGroupEnter: onGroup,
+    onCapturingGroupEnter: onGroup,
+    onQuantifierEnter(quantifier) {
+      const body = quantifier.element;
+      if (quantifier.max < 2 || (body.type !== 'Group' && body.type !== 'CapturingGroup')) return;
+      check(() => {
+        // One intersection for all alternatives: a text of one iteration that is also two or more.
+        const iterations = language(body).copy();
+        iterations.quantify(1, Infinity);
+        const several = language(body).copy();
+        several.append(iterations);
+        const word = firstCommonWord(language(body), several);
+        if (!word) return undefined;
+        const whole = body.alternatives.find((alternative) => language(alternative).test(word));
+        const first = body.alternatives.find((alternative) => word.some((_, end) => end > 0 && language(alternative).test(word.slice(0, end)) && iterations.test(word.slice(end))));
+        const text = JSON.stringify(String.fromCodePoint(...word));
+        return `can take exponential time on a short path (ReDoS): ${text} can be one repetition of ${quantifier.raw} (${whole?.raw}) or several (${first?.raw}, then more), so a run of ${text} can be split between the repetitions in 2^n ways before a mismatch fails; make each text match one way only`;
+      });
+    },
+  });
+  return verdict;
+}
+
+/** The shortest word both automata accept, if any (refa's lazy product: it stops at the first). */
+function firstCommonWord(left: NFA, right: NFA): Word | undefined {
+  for (const word of getIntersectionWords(left, right, MAX_NODES)) return word;
+  return undefined;
+}
+
+/** The nearest quantifier around `node` that can repeat it (max 2 or more), if any. */
+function repeatingAncestor(node: AST.Node): AST.Quantifier | undefined {
+  for (let parent = node.parent; parent; parent = parent.parent) {
+    if (parent.type === 'Quantifier' && parent.max >= 2) return parent;
+  }
+  return undefined;
 }
 
 function describe(report: Report): string {
