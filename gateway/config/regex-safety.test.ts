@@ -22,6 +22,8 @@ describe('regexBacktrackingRisk', () => {
     String.raw`^/(?:\.\w+|/[a-z]+)*$`,
     String.raw`^/(a|)*$`,
     String.raw`^/(a|a){1}$`,
+    String.raw`^/(?:ab|ba)*$`,
+    String.raw`^/(?:[^/]+/)*x$`,
   ])('finds nothing in the common route pattern %s', (source) => {
     expect(regexBacktrackingRisk(source)).toBeUndefined();
   });
@@ -42,6 +44,8 @@ describe('regexBacktrackingRisk', () => {
     [String.raw`^/(a|aa)*$`, 'exponential time', '"aa" can be one repetition of (a|aa)* (aa) or several (a, then more)'],
     [String.raw`(a|ab|b)*`, 'exponential time', '"ab" can be one repetition of (a|ab|b)* (ab) or several (a, then more)'],
     [String.raw`^/(ab?|b)*$`, 'exponential time', 'make each text match one way only'],
+    [String.raw`^/(a|ab|ba)*$`, 'exponential time', '"aba" splits into repetitions of (a|ab|ba)* in more than one way'],
+    [String.raw`^/(?:ab|cd|abc|d)*$`, 'exponential time', '"abcd" splits into repetitions of (?:ab|cd|abc|d)* in more than one way'],
   ])('refuses %s, saying why', (source, complexity, hint) => {
     const risk = regexBacktrackingRisk(source);
     expect(risk).toContain(complexity);

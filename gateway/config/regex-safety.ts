@@ -1,5 +1,5 @@
 import { RegExpParser, visitRegExpAST, type AST } from '@eslint-community/regexpp';
-import { JS, NFA, getIntersectionWords, type Word } from 'refa';
+import { JS, NFA, getIntersectionWords, type CharSet, type Word } from 'refa';
 import { analyse, type Report } from 'scslre';
 
 /** Verdicts kept by source, so that a reload checks only the patterns it adds; past this many the cache starts over. */
@@ -22,8 +22,8 @@ export const ALLOW_UNSAFE_REGEX_KEY = 'allowUnsafeRegex';
  * (exponential), two quantifiers that can trade the same characters, and an unanchored quantifier
  * the engine retries at each start (both polynomial); then `ambiguousRepetition`, for what scslre
  * lets through: a repeated text that splits into its repetitions in more than one way (`(a|a)*`,
- * `(\w|\d)*`, `(a|aa)*`, `(a|ab|b)*`). It is a check, not a proof: it misses a repeated group whose
- * alternatives only split two ways across several of them (`(a|ab|ba)*`: "aba" is a·ba or ab·a),
+ * `(\w|\d)*`, `(a|aa)*`, `(a|ab|b)*`, `(a|ab|ba)*`). It is a check, not a proof: lookarounds and
+ * backreferences count as matching nothing there, a repetition too large to build is let through,
  * and it cannot know that a path never holds a line break, so `^/(.*)/(.*)$` is refused though
  * paths cannot exploit it. Runs when configuration is parsed, never per request: a few hundred µs a
  * new pattern (`npm run bench:regex-check`).
@@ -62,11 +62,12 @@ const MAX_NODES = 2_000;
 /**
  * The check scslre lacks, as eslint-plugin-regexp's no-dupe-disjunctions makes it: a repetition
  * whose text can be split into its iterations in more than one way, which the backtracking engine
- * tries one by one before a mismatch fails (2^n ways for n characters). Two causes: alternatives
- * of a group under the repetition that match the same text (`(a|a)*`, `(\w|\d)*`), and an
- * alternative whose text is also another alternative followed by more iterations (`(a|aa)*`: "aa"
- * is aa or a·a; `(a|ab|b)*`). Lookarounds and backreferences count as matching nothing, so they
- * can hide a case but never make one up.
+ * tries one by one before a mismatch fails (2^n ways for n characters). Checked in turn, each
+ * naming the case: alternatives of a group under the repetition that match the same text
+ * (`(a|a)*`, `(\w|\d)*`); a text of one iteration that is also several (`(a|aa)*`: "aa" is aa or
+ * a·a; `(a|ab|b)*`); and any other text that splits two ways (`twoWaySplit`: `(a|ab|ba)*`).
+ * Lookarounds and backreferences count as matching nothing, so they can hide a case but never
+ * make one up.
  */
 function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags }): string | undefined {
   let parser: JS.Parser | undefined;
@@ -123,7 +124,10 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
         const several = language(body).copy();
         several.append(iterations);
         const word = firstCommonWord(language(body), several);
-        if (!word) return undefined;
+        if (!word) {
+          const split = twoWaySplit(language(body));
+          return split && `can take exponential time on a short path (ReDoS): ${JSON.stringify(split)} splits into repetitions of ${quantifier.raw} in more than one way, so a run of ${JSON.stringify(split)} can be split between the repetitions in 2^n ways before a mismatch fails; make each text match one way only`;
+        }
         const whole = body.alternatives.find((alternative) => language(alternative).test(word));
         const first = body.alternatives.find((alternative) => word.some((_, end) => end > 0 && language(alternative).test(word.slice(0, end)) && iterations.test(word.slice(end))));
         const text = JSON.stringify(String.fromCodePoint(...word));
@@ -137,6 +141,61 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
 /** The shortest word both automata accept, if any (refa's lazy product: it stops at the first). */
 function firstCommonWord(left: NFA, right: NFA): Word | undefined {
   for (const word of getIntersectionWords(left, right, MAX_NODES)) return word;
+  return undefined;
+}
+
+/** The search past which `twoWaySplit` gives up (pairs of states of one repetition's automaton). */
+const MAX_PAIRS = 20_000;
+
+/**
+ * The shortest text that two different runs of `one+` read, `one` being one repetition's automaton:
+ * a run may start a new repetition wherever the current one can end. Two runs that part (one starts
+ * a repetition where the other goes on, or they reach different states) and both end: the text
+ * splits two ways, which one intersection misses when no repetition's text is itself several
+ * (`(a|ab|ba)*`: "aba" is a·ba or ab·a). Breadth-first over pairs of states, so the text is shortest.
+ */
+function twoWaySplit(one: NFA): string | undefined {
+  type State = NFA.Node;
+  interface Step {
+    readonly to: State;
+    readonly chars: CharSet;
+    readonly restart: boolean;
+  }
+  const steps = (state: State): Step[] => {
+    const onward = [...state.out].map(([to, chars]) => ({ to, chars, restart: false }));
+    if (!one.finals.has(state)) return onward;
+    return [...onward, ...[...one.initial.out].map(([to, chars]) => ({ to, chars, restart: true }))];
+  };
+  interface Pair {
+    readonly left: State;
+    readonly right: State;
+    readonly parted: boolean;
+    readonly previous?: Pair;
+    readonly char?: number;
+  }
+  const ids = new Map<State, number>();
+  const id = (state: State): number => ids.get(state) ?? ids.set(state, ids.size).size - 1;
+  const seen = new Set<string>();
+  const queue: Pair[] = [{ left: one.initial, right: one.initial, parted: false }];
+  for (let index = 0; index < queue.length && index < MAX_PAIRS; index += 1) {
+    const pair = queue[index]!;
+    if (pair.parted && one.finals.has(pair.left) && one.finals.has(pair.right)) {
+      const chars: number[] = [];
+      for (let at: Pair | undefined = pair; at?.char !== undefined; at = at.previous) chars.unshift(at.char);
+      return String.fromCodePoint(...chars);
+    }
+    for (const left of steps(pair.left)) {
+      for (const right of steps(pair.right)) {
+        const chars = left.chars.intersect(right.chars);
+        if (chars.isEmpty) continue;
+        const parted = pair.parted || left.to !== right.to || left.restart !== right.restart;
+        const key = `${id(left.to)}:${id(right.to)}:${parted}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        queue.push({ left: left.to, right: right.to, parted, previous: pair, char: chars.ranges[0]!.min });
+      }
+    }
+  }
   return undefined;
 }
 
