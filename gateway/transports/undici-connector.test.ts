@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { createTestCa } from '../../test/harness/certificates.ts';
+import { waitFor } from '../../test/harness/wait.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasUndiciParser, resumingConnector } from './undici-connector.ts';
 
@@ -97,6 +98,36 @@ describe('resumingConnector', () => {
     // Paused for good: only the reset moves it on.
     const outcome = await slowlyRead(pool, undefined);
     expect(outcome).toEqual({ body: 'r'.repeat(1000) });
+  });
+
+  // The write that fails with a reset is held only under undici's parser: a tunnel's socket, with no
+  // parser after the upgrade, ended at the reset and waited on that write for good, never closed.
+  it('closes an upgraded connection whose write fails with a reset', async () => {
+    const upgraded: { tunnel?: Socket } = {};
+    const server = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: test\r\n\r\n');
+        // The tunnel's next write comes after the reset and before its socket reads: it fails first.
+        socket.once('data', () => {
+          socket.resetAndDestroy();
+          upgraded.tunnel!.write(BODY);
+        });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+    const pool = new Pool(`http://127.0.0.1:${(server.address() as { port: number }).port}`, { connect: resumingConnector({ timeout: 5_000 }) });
+    cleanup.push(() => pool.close());
+    const tunnel = (await pool.upgrade({ path: '/', protocol: 'test' })).socket as Socket;
+    upgraded.tunnel = tunnel;
+    cleanup.push(async () => void tunnel.destroy());
+    tunnel.on('error', () => undefined);
+    tunnel.on('data', () => undefined);
+    // As the gateway's splice: the upstream's end is passed on, and its own side ended.
+    tunnel.on('end', () => tunnel.end());
+    tunnel.write('x');
+    await waitFor(() => tunnel.destroyed, { timeoutMs: 5_000, message: 'the tunnel to close after the reset' });
   });
 
   it('passes a connection that fails on as the error it is', async () => {

@@ -98,7 +98,10 @@ function holdWriteFailures(socket: Socket): void {
   const written = (error?: Error | null): void => {
     const done = callback!;
     callback = undefined;
-    if (error && RESET_CODES.has((error as NodeJS.ErrnoException).code) && !socket.destroyed) {
+    // Only under undici's parser, whose 'end' and 'error' destroy the socket: node does not close a
+    // socket whose write never completes, and an upgraded one (a WebSocket tunnel, its parser gone)
+    // would stay open after the reset until the tunnel's idle timeout.
+    if (error && RESET_CODES.has((error as NodeJS.ErrnoException).code) && !socket.destroyed && parserOf(socket) !== undefined) {
       if (!firstErrors.has(socket)) firstErrors.set(socket, error);
       heldWrites.set(socket, () => done(error));
       return;
