@@ -144,7 +144,10 @@ describe('cache', () => {
     server = await serveMiddleware([cache({ ...SETTINGS, maxBytes: 6_000, maxEntryBytes: 6_000 }, 'unit')], servingCachedHits(heldUpstream));
     const a = server.send('/a');
     const b = server.send('/b');
-    // Both first halves are in flight (4,200 bytes): /a's second half would make 6,300.
+    // Both first halves are in flight (4,200 bytes): /a's second half would make 6,300. The two
+    // requests reach the upstream in either order and some time apart (a loaded machine): /a's
+    // second half let go before /b's first would make 4,200 and be kept, and /b's copy dropped.
+    await waitFor(() => gates.has('/a second') && gates.has('/b second'), { message: 'both upstreams hold their first halves' });
     await open('/a second');
     await open('/b second');
     await open('/b end');
