@@ -317,7 +317,7 @@ export class AttemptLoop implements AttemptReceiver {
     try {
       if (guard) {
         // The clock is read only when a breaker will use it.
-        if (this.recorded && guard.slot) guard.record(performance.now(), this.verdictClass, this.verdictStatus, this.admission);
+        if (this.recorded) guard.record(guard.slot ? performance.now() : 0, this.verdictClass, this.verdictStatus, this.admission);
         if (this.retrying) guard.retryEnded();
         // A request its transport still holds (waiting for a connection) keeps its concurrency slot until let go.
         if (this.released) leaveWhenReleased(guard, this.released, this.admission, this.recorded);
