@@ -7,7 +7,7 @@ import type { RequestGuard } from '../policy/service-guard.ts';
 import type { AttemptTrace } from '../telemetry/tracing/index.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts, TransportSettings, UpstreamTransports } from '../transports/index.ts';
 import { errorMessageOf, recordListenerAnswer, sendGatewayError } from './error-response.ts';
-import { endGrpcCall } from './grpc-answer.ts';
+import { endGrpcCall, stopBodyAfterStatus } from './grpc-answer.ts';
 import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
 import { distinctPick } from './proxy-retry-pick.ts';
 import { stickyPickContext } from './sticky-cookie.ts';
@@ -252,6 +252,11 @@ export class AttemptLoop implements AttemptReceiver {
       this.retrying = false;
     }
     if (result.ok) {
+      // The upstream's answer ended before the client's body did (a 413 to an upload, a gRPC
+      // server's Trailers-Only status to a client stream): nobody reads the rest. An HTTP/2 client
+      // is asked to stop sending once its answer is out (RST_STREAM NO_ERROR, RFC 9113 §8.1), as
+      // after the gateway's own answers; else it waits for flow-control window nobody opens.
+      stopBodyAfterStatus(context);
       this.end();
       return false;
     }

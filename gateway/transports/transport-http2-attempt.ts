@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
-import { sendTrailersOnly, stopBodyAfterStatus } from '../proxy/grpc-answer.ts';
+import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
 import { AnswerHeadError, applyHeaderHooks, forgetRefusedHead } from '../proxy/answer-headers.ts';
 import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
@@ -344,15 +344,10 @@ export function http2Attempt(
         // The upstream has said all: a response transform's time is not its silence.
         timeout.stop();
         if (grpcWeb?.status !== undefined) grpcStatus = context.outcome.grpcStatus = grpcWeb.status;
-        // The upstream's status ended the call: a gRPC client still streaming is asked to stop, as
-        // after the gateway's own status; else the gateway reads and drops its upload for as long as it sends.
-        if (trailersOnly) {
-          if (isGrpcRequest(context.request.headers)) stopBodyAfterStatus(context);
-          return finish({ ok: true });
-        }
+        // A client still sending is asked to stop once its answer is out (the proxy, `stopBodyAfterStatus`).
+        if (trailersOnly) return finish({ ok: true });
         if (!buffered) {
           sink!.end();
-          if (isGrpcRequest(context.request.headers)) stopBodyAfterStatus(context);
           return finish({ ok: true });
         }
         void sendTransformed(context, status, outgoing!, buffered).then(finish);

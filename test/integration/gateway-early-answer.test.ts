@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { connect, createServer as createHttp2Server, type ClientHttp2Session, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
@@ -56,6 +56,43 @@ function upload(port: number, path: string, chunked: boolean): Promise<{ status:
   });
 }
 
+/**
+ * POSTs `SIZE` bytes over `session` (node:http2, as a browser or curl --http2 would) and reads the
+ * answer: status and body once the stream closed, an error as its code. No Content-Length when `chunked`.
+ */
+function uploadHttp2(session: ClientHttp2Session, path: string, chunked: boolean): Promise<{ status: number; body: string } | string> {
+  return new Promise((resolve) => {
+    const stream = session.request({ ':method': 'POST', ':path': path, ...(chunked ? {} : { 'content-length': String(SIZE) }) });
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    let [sent, status, body] = [0, 0, ''];
+    const pump = (): void => {
+      while (sent < SIZE && !stream.closed) {
+        sent += chunk.length;
+        const more = stream.write(chunk);
+        if (sent >= SIZE) return void stream.end();
+        if (!more) return void stream.once('drain', pump);
+      }
+    };
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.setEncoding('utf8');
+    stream.on('data', (text: string) => (body += text));
+    stream.on('error', (error: NodeJS.ErrnoException) => resolve(`error ${error.code}`));
+    stream.on('close', () => resolve({ status, body }));
+    pump();
+  });
+}
+
+/** `answer`, or 'no answer within 10 s' past that deadline (an upload stalled on flow control never ends by itself). */
+async function answeredWithin<T>(answer: Promise<T>): Promise<T | string> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<string>((resolve) => (timer = setTimeout(resolve, 10_000, 'no answer within 10 s')));
+  try {
+    return await Promise.race([answer, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 describe('an upstream that answers an upload early and resets the connection for the unread body', () => {
   const servers: Server[] = [];
   let gateway: GatewayProcess;
@@ -73,7 +110,9 @@ describe('an upstream that answers an upload early and resets the connection for
     const [http1Port, httpsPort, h2cPort] = [await listen(http1), await listen(https), await listen(h2c)];
     // Panic off and outlier detection at its default 5 in a row: an ejection shows as 503s.
     gateway = await startGateway(`
-listen: 127.0.0.1:{{port}}
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+  h2: { listen: "127.0.0.1:{{port:h2}}", h2c: true }
 admin: 127.0.0.1:{{adminPort}}
 services:
   http1: { instances: [127.0.0.1:${http1Port}], healthCheck: false, panicThreshold: 0 }
@@ -87,6 +126,10 @@ routes:
   - { path: /http1, service: http1 }
   - { path: /https, service: https }
   - { path: /h2c, service: h2c }
+  - { path: /counted/http1, service: http1, middlewares: [counted] }
+  - { path: /counted/h2c, service: h2c, middlewares: [counted] }
+middlewares:
+  counted: { bodyLimit: { maxSize: 16MiB } }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await admin.services()).filter((service) => service.instances.length === 1).length === 3, { message: 'every service to list its instance' });
@@ -110,6 +153,31 @@ routes:
       const instance = await instanceOf(service);
       expect(instance.errors).toBe(0);
       expect(instance.health.ejectedUntil).toBeNull();
+    });
+
+    it(`hands an HTTP/2 client the early 413 of an ${service} instance within seconds, and its session serves on`, async () => {
+      const session = connect(`http://127.0.0.1:${gateway.ports.h2}`);
+      session.on('error', () => undefined);
+      try {
+        for (const [path, chunked] of [[`/${service}/h2-upload`, false], [`/${service}/h2-upload`, true], [`/counted/${service}/h2-upload`, false], [`/counted/${service}/h2-upload`, true]] as const) {
+          // The client stops sending once the gateway resets the rest of its upload (RFC 9113 §8.1);
+          // without that it waits for flow-control window nobody opens, and the deadline passes.
+          const answer = await answeredWithin(uploadHttp2(session, path, chunked));
+          expect(answer, await logOf(gateway.process)).toEqual({ status: 413, body: 'too big\n' });
+        }
+        const after = await new Promise<number>((resolve, reject) => {
+          const stream = session.request({ ':path': `/${service}/after` });
+          stream.on('response', (headers) => resolve(Number(headers[':status'])));
+          stream.on('error', reject);
+          stream.resume();
+        });
+        expect(after).toBe(413);
+        expect(session.destroyed).toBe(false);
+      } finally {
+        session.close();
+      }
+      const instance = await instanceOf(service);
+      expect(instance.errors).toBe(0);
     });
 
     it(`still blames an ${service} instance that resets an upload without an answer`, async () => {
