@@ -23,7 +23,8 @@ export const ALLOW_UNSAFE_REGEX_KEY = 'allowUnsafeRegex';
  * the engine retries at each start (both polynomial); then `ambiguousRepetition`, for what scslre
  * lets through: a repeated text that splits into its repetitions in more than one way (`(a|a)*`,
  * `(\w|\d)*`, `(a|aa)*`, `(a|ab|b)*`, `(a|ab|ba)*`). It is a check, not a proof: lookarounds and
- * backreferences count as matching nothing there, a repetition too large to build is let through,
+ * backreferences count as matching nothing there, a repetition too large to build (or with more
+ * than 10,000 pairs of alternatives to compare) is let through,
  * and it cannot know that a path never holds a line break, so `^/(.*)/(.*)$` is refused though
  * paths cannot exploit it. Runs when configuration is parsed, never per request: a few hundred µs a
  * new pattern (`npm run bench:regex-check`).
@@ -60,6 +61,13 @@ function assess(source: string): string | undefined {
 const MAX_NODES = 2_000;
 
 /**
+ * Pairs of alternatives one pattern may intersect (a group of n alternatives is n(n-1)/2 pairs, tens
+ * of µs each); past it the rest are left unchecked, as a language too large to build, so that one
+ * long alternation cannot hold every gateway that loads it for seconds.
+ */
+const MAX_ALTERNATIVE_PAIRS = 10_000;
+
+/**
  * The check scslre lacks, as eslint-plugin-regexp's no-dupe-disjunctions makes it: a repetition
  * whose text can be split into its iterations in more than one way, which the backtracking engine
  * tries one by one before a mismatch fails (2^n ways for n characters). Checked in turn, each
@@ -88,6 +96,7 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
     return nfa;
   };
   let verdict: string | undefined;
+  let pairs = 0;
   const check = (found: () => string | undefined): void => {
     if (verdict !== undefined) return;
     try {
@@ -103,6 +112,8 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
     check(() => {
       for (const [i, left] of group.alternatives.entries()) {
         for (const right of group.alternatives.slice(i + 1)) {
+          pairs += 1;
+          if (pairs > MAX_ALTERNATIVE_PAIRS) throw new RangeError('too many pairs of alternatives');
           const word = firstCommonWord(language(left), language(right));
           if (word)
             return `can take exponential time on a short path (ReDoS): the alternatives ${left.raw} and ${right.raw} of ${group.raw} both match ${JSON.stringify(String.fromCodePoint(...word))} and repeat inside ${repetition.raw}, so each repetition can take either, 2^n ways for n repetitions before a mismatch fails; make the alternatives match different text`;
