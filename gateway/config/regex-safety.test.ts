@@ -24,6 +24,10 @@ describe('regexBacktrackingRisk', () => {
     String.raw`^/(a|a){1}$`,
     String.raw`^/(?:ab|ba)*$`,
     String.raw`^/(?:[^/]+/)*x$`,
+    // Last in the pattern: nothing after it can fail, so the first split is taken (linear).
+    String.raw`^/(?:v1|v\d)+`,
+    String.raw`^/api(/(?:[a-z]|[a-z0-9])*)`,
+    String.raw`(a|ab|b)*`,
   ])('finds nothing in the common route pattern %s', (source) => {
     expect(regexBacktrackingRisk(source)).toBeUndefined();
   });
@@ -42,7 +46,7 @@ describe('regexBacktrackingRisk', () => {
     [String.raw`^/(a|a){2,}$`, 'exponential time', 'repeat inside (a|a){2,}'],
     [String.raw`^/(a|a){0,40}$`, 'exponential time', 'repeat inside (a|a){0,40}'],
     [String.raw`^/(a|aa)*$`, 'exponential time', '"aa" can be one repetition of (a|aa)* (aa) or several (a, then more)'],
-    [String.raw`(a|ab|b)*`, 'exponential time', '"ab" can be one repetition of (a|ab|b)* (ab) or several (a, then more)'],
+    [String.raw`^(a|ab|b)*x`, 'exponential time', '"ab" can be one repetition of (a|ab|b)* (ab) or several (a, then more)'],
     [String.raw`^/(ab?|b)*$`, 'exponential time', 'make each text match one way only'],
     [String.raw`^/(a|ab|ba)*$`, 'exponential time', '"aba" splits into repetitions of (a|ab|ba)* in more than one way'],
     [String.raw`^/(?:ab|cd|abc|d)*$`, 'exponential time', '"abcd" splits into repetitions of (?:ab|cd|abc|d)* in more than one way'],

@@ -108,7 +108,7 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
   const onGroup = (group: AST.Group | AST.CapturingGroup): void => {
     if (group.alternatives.length < 2) return;
     const repetition = repeatingAncestor(group);
-    if (!repetition) return;
+    if (!repetition || endsThePattern(repetition)) return;
     check(() => {
       for (const [i, left] of group.alternatives.entries()) {
         for (const right of group.alternatives.slice(i + 1)) {
@@ -127,7 +127,7 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
     onCapturingGroupEnter: onGroup,
     onQuantifierEnter(quantifier) {
       const body = quantifier.element;
-      if (quantifier.max < 2 || (body.type !== 'Group' && body.type !== 'CapturingGroup')) return;
+      if (quantifier.max < 2 || (body.type !== 'Group' && body.type !== 'CapturingGroup') || endsThePattern(quantifier)) return;
       check(() => {
         // One intersection for all alternatives: a text of one iteration that is also two or more.
         const iterations = language(body).copy();
@@ -208,6 +208,24 @@ function twoWaySplit(one: NFA): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * Whether nothing after `quantifier` can fail the match, so that the engine never backtracks into
+ * its repetitions: it is last in its alternative, in groups that are last in theirs, up to the
+ * pattern (`^/(?:v1|v\d)+`, a prefix route), and needs at most one repetition. A match stops at
+ * the first success, so however many ways the text splits, the first is taken.
+ */
+function endsThePattern(quantifier: AST.Quantifier): boolean {
+  if (quantifier.min > 1) return false;
+  for (let at: AST.Node = quantifier; ; ) {
+    const alternative: AST.Node | null = at.parent;
+    if (alternative?.type !== 'Alternative' || alternative.elements.at(-1) !== at) return false;
+    const owner: AST.Node = alternative.parent;
+    if (owner.type === 'Pattern') return true;
+    if (owner.type !== 'Group' && owner.type !== 'CapturingGroup') return false;
+    at = owner;
+  }
 }
 
 /** The nearest quantifier around `node` that can repeat it (max 2 or more), if any. */
