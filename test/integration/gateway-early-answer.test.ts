@@ -127,6 +127,7 @@ routes:
   - { path: /https, service: https }
   - { path: /h2c, service: h2c }
   - { path: /counted/http1, service: http1, middlewares: [counted] }
+  - { path: /counted/https, service: https, middlewares: [counted] }
   - { path: /counted/h2c, service: h2c, middlewares: [counted] }
 middlewares:
   counted: { bodyLimit: { maxSize: 16MiB } }
