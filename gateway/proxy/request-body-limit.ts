@@ -26,37 +26,34 @@ export interface RequestBodyTap {
 }
 
 /**
- * Counts a request body as it streams (nginx counts a chunked body against client_max_body_size
- * the same way) and fails with `BodyTooLargeError` at the chunk that takes it past `maxBytes`:
- * that chunk and all after it never reach the upstream, whose request is aborted on the failure.
+ * One step of a request body on its way upstream: counts it as it streams (nginx counts a chunked
+ * body against client_max_body_size the same way) when given `maxBytes`, failing with
+ * `BodyTooLargeError` at the chunk that takes it past them, so that chunk and all after it never
+ * reach the upstream, whose request is aborted on the failure; and shows each chunk it passes, and
+ * the end, to `tap` when given one (`RequestBodyTap`). One Transform does both when nothing
+ * decodes the body between them.
  */
-class BodyCounter extends Transform {
+class BodyStep extends Transform {
   private bytes = 0;
 
-  constructor(private readonly maxBytes: number) {
+  constructor(
+    private readonly maxBytes: number | undefined,
+    private readonly tap: RequestBodyTap | undefined,
+  ) {
     super();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.bytes > this.maxBytes) return callback(new BodyTooLargeError(this.maxBytes));
-    callback(null, chunk);
-  }
-}
-
-/** Shows each chunk of a body, and its end, to a tap on its way through (`RequestBodyTap`). */
-class BodyTapPassing extends Transform {
-  constructor(private readonly tap: RequestBodyTap) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.tap.data(chunk);
+    if (this.maxBytes !== undefined) {
+      this.bytes += chunk.length;
+      if (this.bytes > this.maxBytes) return callback(new BodyTooLargeError(this.maxBytes));
+    }
+    this.tap?.data(chunk);
     callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
-    this.tap.end();
+    this.tap?.end();
     callback();
   }
 }
@@ -79,9 +76,13 @@ export function limitedBody(context: GatewayContext): Readable {
   const decoder = context.get('requestBodyDecoder')?.();
   const tap = context.get('requestBodyTap');
   const steps: Transform[] = [];
-  if (maxBytes !== undefined) steps.push(new BodyCounter(maxBytes));
-  if (decoder !== undefined) steps.push(decoder);
-  if (tap !== undefined) steps.push(new BodyTapPassing(tap));
+  if (decoder === undefined) {
+    if (maxBytes !== undefined || tap !== undefined) steps.push(new BodyStep(maxBytes, tap));
+  } else {
+    if (maxBytes !== undefined) steps.push(new BodyStep(maxBytes, undefined));
+    steps.push(decoder);
+    if (tap !== undefined) steps.push(new BodyStep(undefined, tap));
+  }
   const body = steps.at(-1);
   if (body === undefined) return request;
   const cut = () => {
