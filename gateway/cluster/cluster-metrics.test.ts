@@ -106,6 +106,26 @@ describe('RetiredWorkerMetrics', () => {
     expect(await total([answer(0, await workerMetrics(0, 0)), answer(1, await workerMetrics(10, 0))])).toBe(40);
   });
 
+  it("keeps the counters and histograms of a worker that does not answer a scrape as its last answer gave them, so no counter goes back", async () => {
+    const retired = new RetiredWorkerMetrics();
+    const answer = (slot: number, metrics: ProcessMetrics) => {
+      retired.answered(slot, metrics);
+      return { slot, generation: retired.generation(slot), metrics };
+    };
+    const scrape = async (answers: Parameters<RetiredWorkerMetrics['scrape']>[0]) => parsePrometheusText(await aggregateMetrics(retired.scrape(answers)));
+    expect(sampleValue(await scrape([answer(0, await workerMetrics(30, 4)), answer(1, await workerMetrics(10, 1))]), 'requests_total', { status: '2xx' })).toBe(40);
+    // Slot 0's worker is stopped (a stuck event loop, before the watchdog kills it): only slot 1 answers.
+    const silent = await scrape([answer(1, await workerMetrics(12, 1))]);
+    expect(sampleValue(silent, 'requests_total', { status: '2xx' })).toBe(42);
+    expect(sampleValue(silent, 'duration_seconds_count')).toBe(42);
+    // Its gauges are not vouched for by an old answer: only the worker that answered sets one.
+    expect(sampleValue(silent, 'in_flight')).toBe(1);
+    // It answers again, or exits: counted once either way.
+    expect(sampleValue(await scrape([answer(0, await workerMetrics(31, 0)), answer(1, await workerMetrics(12, 1))]), 'requests_total', { status: '2xx' })).toBe(43);
+    retired.exited(0);
+    expect(sampleValue(await scrape([answer(1, await workerMetrics(12, 1))]), 'requests_total', { status: '2xx' })).toBe(43);
+  });
+
   it('drops the series of a forgotten service from the exited workers and from the answers kept for an exit', async () => {
     const retired = new RetiredWorkerMetrics();
     const byService = async (counts: Record<string, number>): Promise<ProcessMetrics> => {

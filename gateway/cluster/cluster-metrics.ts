@@ -58,10 +58,8 @@ export class RetiredWorkerMetrics {
     const last = this.latest.get(slot);
     this.latest.delete(slot);
     if (!last) return;
-    // prom-client types `type` as a numeric enum, but its JSON (and so IPC) carries the name.
-    const cumulative = last.filter((metric) => CUMULATIVE.has(String(metric.type)));
     // prom-client's aggregate registers each sum as its plain object plus a `get`: it folds synchronously, with no await for a scrape to fall into.
-    this.retired = aggregate([this.retired, cumulative]).getMetricsAsArray() as unknown as ProcessMetrics;
+    this.retired = aggregate([this.retired, cumulativeOf(last)]).getMetricsAsArray() as unknown as ProcessMetrics;
   }
 
   /**
@@ -81,11 +79,22 @@ export class RetiredWorkerMetrics {
   }
 
   /**
-   * What one scrape sums: the answers whose worker has not exited since it answered, and the
-   * retired sum. A worker that answers and then exits before the scrape ends is in the retired sum
-   * already: counted twice, the next scrape would read lower, which Prometheus takes for a reset.
+   * What one scrape sums: the answers whose worker has not exited since it answered, the counters
+   * and histograms of the last answer of each running worker that did not answer this one (stopped,
+   * or too busy), and the retired sum. A worker that answers and then exits before the scrape ends
+   * is in the retired sum already: counted twice, the next scrape would read lower, and a worker left
+   * out would too, each of which Prometheus takes for a reset (a spike in `rate()` when it is back).
    */
   scrape(answers: readonly ScrapeAnswer[]): ProcessMetrics[] {
-    return [...answers.filter((answer) => answer.generation === this.generation(answer.slot)).map((answer) => answer.metrics), this.retired];
+    const current = answers.filter((answer) => answer.generation === this.generation(answer.slot));
+    const answered = new Set(current.map((answer) => answer.slot));
+    const silent = [...this.latest].filter(([slot]) => !answered.has(slot)).map(([, metrics]) => cumulativeOf(metrics));
+    return [...current.map((answer) => answer.metrics), ...silent, this.retired];
   }
+}
+
+/** A process's counters and histograms, the metrics an answer given earlier still vouches for (its gauges may have moved since). */
+function cumulativeOf(metrics: ProcessMetrics): ProcessMetrics {
+  // prom-client types `type` as a numeric enum, but its JSON (and so IPC) carries the name.
+  return metrics.filter((metric) => CUMULATIVE.has(String(metric.type)));
 }

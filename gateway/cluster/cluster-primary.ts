@@ -16,7 +16,7 @@ import { WorkerQuestions } from './cluster-questions.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
 import { configIdentity, WorkerConfigs } from './cluster-worker-configs.ts';
 
-/** How long `/metrics` waits for a worker's metrics; a worker that does not answer is left out of that scrape. */
+/** How long `/metrics` waits for a worker's metrics; a worker that does not answer is summed as its last answer gave its counters and histograms. */
 const METRICS_TIMEOUT_MS = 2_000;
 /** How long a cache purge waits for each worker's count; one that does not answer is reported as `workersUnanswered`. */
 const PURGE_TIMEOUT_MS = 2_000;
