@@ -105,6 +105,49 @@ describe('RedisFallbackLimiter', () => {
     expect(state.probes).toBe(3);
   });
 
+  it('ends its outage when a reload moved Redis and closed its connection, with the limit that replaced it counting on the new one', async () => {
+    vi.useFakeTimers();
+    const { state, redis, probe } = scripted();
+    const changes: RateLimitChange[] = [];
+    const connection = { closed: false };
+    const use = { retired: false };
+    const { limiter: old, log } = fallbackOf('local', redis, probe, () => connection.closed, { name: 'moved-during-outage', retired: () => use.retired, changes });
+    state.up = false;
+    await old.take('k');
+    // The reload moves the limit to another Redis, which answers; the old connection is closed a drain later.
+    use.retired = true;
+    const moved = scripted();
+    const { limiter: successor } = fallbackOf('local', moved.redis, moved.probe, undefined, { name: 'moved-during-outage', changes });
+    expect((await successor.take('k')).allowed).toBe(true);
+    connection.closed = true;
+    await vi.advanceTimersByTimeAsync(200);
+    expect(changes.map((change) => change.type)).toEqual(['rate-limit-fallback', 'rate-limit-recovered']);
+    expect(log.info).toHaveBeenCalledWith(expect.objectContaining({ middleware: 'moved-during-outage' }), expect.stringContaining('another redis'));
+    expect([old.fallingBack, successor.fallingBack]).toEqual([false, false]);
+  });
+
+  it('leaves the end of the outage to the limit that replaced it on another Redis when that one falls back too', async () => {
+    vi.useFakeTimers();
+    const { state, redis, probe } = scripted();
+    const changes: RateLimitChange[] = [];
+    const connection = { closed: false };
+    const use = { retired: false };
+    const { limiter: old } = fallbackOf('local', redis, probe, () => connection.closed, { name: 'moved-to-a-down-one', retired: () => use.retired, changes });
+    state.up = false;
+    await old.take('k');
+    use.retired = true;
+    const moved = scripted();
+    moved.state.up = false;
+    const { limiter: successor } = fallbackOf('local', moved.redis, moved.probe, undefined, { name: 'moved-to-a-down-one', changes });
+    await successor.take('k');
+    connection.closed = true;
+    await vi.advanceTimersByTimeAsync(200);
+    expect(changes.map((change) => change.type)).toEqual(['rate-limit-fallback', 'rate-limit-fallback']);
+    moved.state.up = true;
+    await vi.advanceTimersByTimeAsync(100);
+    expect(changes.map((change) => change.type)).toEqual(['rate-limit-fallback', 'rate-limit-fallback', 'rate-limit-recovered']);
+  });
+
   it('leaves the recovery to the limit of the same name that replaced it when that one falls back too: one recovery per outage', async () => {
     vi.useFakeTimers();
     const { state, redis, probe } = scripted();

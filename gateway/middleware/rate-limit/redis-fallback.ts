@@ -176,9 +176,10 @@ export class RedisFallbackLimiter implements Limiter {
       this.options.probe().then(
         () => this.recover(),
         () => {
-          // A limiter dropped by a reload that moved Redis would probe its closed connection forever.
+          // A limiter dropped by a reload that moved Redis would probe its closed connection forever:
+          // the move ends its outage, reported as a return unless the limit of its name in use falls back too.
           if (!this.options.closed?.()) this.scheduleProbe();
-          else this.leaveFallingBack();
+          else this.recover('moved');
         },
       );
     }, this.options.probeIntervalMs ?? REDIS_PROBE_INTERVAL_MS);
@@ -186,12 +187,13 @@ export class RedisFallbackLimiter implements Limiter {
     this.probing.unref();
   }
 
-  private recover(): void {
+  /** Redis `answered` the probe (charged what the local bucket let through), or a reload `moved` the limit to another one and closed this one's connection. */
+  private recover(how: 'answered' | 'moved' = 'answered'): void {
     if (this.downSince === undefined) return;
     const downMs = this.now() - this.downSince;
     this.downSince = undefined;
     this.leaveFallingBack();
-    for (const limiter of this.toCharge) limiter.chargeHandedOut();
+    if (how === 'answered') for (const limiter of this.toCharge) limiter.chargeHandedOut();
     this.toCharge.clear();
     const { name, worker } = this.options;
     const others = [...(fallingBackByName.get(name) ?? [])];
@@ -201,7 +203,7 @@ export class RedisFallbackLimiter implements Limiter {
     } else {
       for (const other of others) if (other.options.retired?.()) other.covered = true;
     }
-    this.options.log.info({ middleware: name, downMs }, 'rate limit: redis answers again; shared counting resumed');
+    this.options.log.info({ middleware: name, downMs }, how === 'answered' ? 'rate limit: redis answers again; shared counting resumed' : 'rate limit: a reload moved the limit to another redis; shared counting resumed there');
     this.options.report({ type: 'rate-limit-recovered', data: { middleware: name, downMs, worker } });
   }
 
