@@ -215,8 +215,14 @@ export class RequestGuard {
     const slot = this.slot;
     if (slot) {
       slot.inFlight -= 1;
-      if (admission === Admission.Trial + slot.breaker.round && !recorded) slot.breaker.releaseTrial();
+      if (!recorded) this.releaseTrial(admission);
     }
     this.limits.release();
+  }
+
+  /** A trial that ended without an outcome gives its breaker slot to the next call (no-op for any other admission). */
+  releaseTrial(admission: number): void {
+    const slot = this.slot;
+    if (slot && admission === Admission.Trial + slot.breaker.round) slot.breaker.releaseTrial();
   }
 }

@@ -324,9 +324,15 @@ export class AttemptLoop implements AttemptReceiver {
         // The clock is read only when a breaker will use it.
         if (this.recorded) guard.record(guard.slot ? performance.now() : 0, this.verdictClass, this.verdictStatus, this.admission);
         if (this.retrying) guard.retryEnded();
-        // A request its transport still holds (waiting for a connection) keeps its concurrency slot until let go.
-        if (this.released) leaveWhenReleased(guard, this.released, this.admission, this.recorded);
-        else guard.leave(this.admission, this.recorded);
+        // A request its transport still holds (waiting for a connection) keeps its concurrency slot
+        // until let go, but not a breaker's trial without an outcome: the transport drops that
+        // request unsent, so the trial can never reach the upstream, and holding its slot answered
+        // every other call the fallback until then (up to `HELD_SLOT_CAP_MS`). Its slot goes to the
+        // next call at once, counted neither a success nor a failure.
+        if (this.released) {
+          if (!this.recorded) guard.releaseTrial(this.admission);
+          leaveWhenReleased(guard, this.released, this.admission);
+        } else guard.leave(this.admission, this.recorded);
       }
     } finally {
       if (error === undefined) this.resolve();
@@ -335,14 +341,14 @@ export class AttemptLoop implements AttemptReceiver {
   }
 }
 
-/** Gives `guard` its slot back once `released` settles, or after `HELD_SLOT_CAP_MS` at the latest. */
-function leaveWhenReleased(guard: RequestGuard, released: Promise<void>, admission: number, recorded: boolean): void {
+/** Gives `guard` its slot back once `released` settles, or after `HELD_SLOT_CAP_MS` at the latest; a trial's slot was settled already. */
+function leaveWhenReleased(guard: RequestGuard, released: Promise<void>, admission: number): void {
   let left = false;
   const leave = () => {
     if (left) return;
     left = true;
     clearTimeout(cap);
-    guard.leave(admission, recorded);
+    guard.leave(admission, true);
   };
   const cap = setTimeout(leave, HELD_SLOT_CAP_MS).unref();
   void released.then(leave, leave);
