@@ -3,11 +3,12 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { createTestCa } from '../../test/harness/certificates.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hasUndiciParser, resumingConnector } from './undici-connector.ts';
+import { hasUndiciParser, isMarkedNotReusable, resumingConnector } from './undici-connector.ts';
 
 const BODY = 'a'.repeat(64 * 1024);
 
@@ -128,6 +129,39 @@ describe('resumingConnector', () => {
     tunnel.on('end', () => tunnel.end());
     tunnel.write('x');
     await waitFor(() => tunnel.destroyed, { timeoutMs: 5_000, message: 'the tunnel to close after the reset' });
+  });
+
+  // Defensive (see `markNotReusable`): a socket whose write is held takes no further request.
+  it('marks a socket whose body write fails with a reset as not to be reused', async () => {
+    const body = new Readable({ read() {} });
+    const server = createServer((socket) => {
+      socket.on('error', () => undefined);
+      // The body's next chunk is written after the reset and before the client's socket reads: its write fails first.
+      socket.once('data', () => {
+        socket.resetAndDestroy();
+        body.push(BODY);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+    const connect = resumingConnector({ timeout: 5_000 });
+    let socket: Socket | undefined;
+    const pool = new Pool(`http://127.0.0.1:${(server.address() as { port: number }).port}`, {
+      connections: 1,
+      connect: (options, callback) =>
+        connect(options, (...args) => {
+          socket = args[1] ?? undefined;
+          callback(...args);
+        }),
+    });
+    cleanup.push(() => pool.close());
+    body.push('x');
+    const outcome = await pool.request({ path: '/', method: 'POST', body }).then(
+      () => 'answered',
+      (error: Error & { code?: string }) => error.code,
+    );
+    expect(outcome).toBe('UND_ERR_SOCKET');
+    expect(isMarkedNotReusable(socket!)).toBe(true);
   });
 
   it('passes a connection that fails on as the error it is', async () => {

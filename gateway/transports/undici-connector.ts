@@ -104,6 +104,7 @@ function holdWriteFailures(socket: Socket): void {
     if (error && RESET_CODES.has((error as NodeJS.ErrnoException).code) && !socket.destroyed && parserOf(socket) !== undefined) {
       if (!firstErrors.has(socket)) firstErrors.set(socket, error);
       heldWrites.set(socket, () => done(error));
+      markNotReusable(socket);
       return;
     }
     done(error);
@@ -120,6 +121,29 @@ function holdWriteFailures(socket: Socket): void {
       writev.call(this, chunks, written);
     };
   }
+}
+
+/** undici's `kReset` symbol, found on the first socket that has one. */
+let resetKey: symbol | undefined;
+
+/** @internal Whether undici will close `socket` once its requests are done rather than send another on it (`kReset`). */
+export function isMarkedNotReusable(socket: Socket): boolean {
+  return resetKey !== undefined && (socket as unknown as Record<symbol, unknown>)[resetKey] === true;
+}
+
+/**
+ * Tells undici never to send another request on `socket` (its `kReset`, as for a request that asked
+ * `Connection: close`): it closes the socket once the current answer is read, and a request waiting
+ * for a connection is never pipelined behind the held write, where it would wait unsent until the
+ * read side ends and then fail as a reset of the instance. Defensive: undici already closes a socket
+ * whose answer completes while the request's body is still being written, and takes no other request
+ * then; only a body that ended in the socket's buffer behind the held write (a small rest of the
+ * upload) and a kept-alive early answer leave a gap until the reset is read, which no test here
+ * hits reliably.
+ */
+function markNotReusable(socket: Socket): void {
+  resetKey ??= Object.getOwnPropertySymbols(socket).find((key) => key.description === 'reset');
+  if (resetKey !== undefined) (socket as unknown as Record<symbol, unknown>)[resetKey] = true;
 }
 
 function onEnd(this: Socket): void {
