@@ -52,6 +52,14 @@ export interface SkippedKey {
   readonly reason: string;
 }
 
+/**
+ * The warning for a skipped key, read by whoever wrote the key file: which file, which key (its kid,
+ * or its place in the file) and why it cannot verify, worded as the refusal of a file of no other key.
+ */
+export function skippedKeyWarning({ file, key, reason }: SkippedKey): string {
+  return `${file}: ${key} is skipped, it cannot verify tokens: ${reason}; the file's other keys are used`;
+}
+
 /** A problem with one key file, at the key path that names it. */
 export interface AccessFileIssue {
   readonly path: readonly (string | number)[];

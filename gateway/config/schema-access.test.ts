@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { makeTempDirSync } from '../../test/harness/temp-dirs.ts';
 import { parseConfig } from './load.ts';
 import { errorOf, expectRefused } from './config-testing.ts';
+import { skippedKeyWarning } from './access-files.ts';
 
 const HASH = `sha256:${'ab'.repeat(32)}`;
 /** `htpasswd -nbB c secret`'s hash, and another in bcrypt's older `$2a$` spelling. */
@@ -98,6 +99,11 @@ forwarding: { trustedProxies: [loopback] }
     expect(keys?.skippedKeys).toEqual([
       { file: join(dir, 'keys.json'), key: 'the key "legacy"', reason: 'an RSA key of 1024 bits (jose verifies with 2048 bits or more)' },
       { file: join(dir, 'keys.json'), key: 'key 3', reason: 'an RSA key of 1024 bits (jose verifies with 2048 bits or more)' },
+    ]);
+    // The warning names the file, the key (its kid, or its place in the file) and why, as the refusal above does.
+    expect(keys?.skippedKeys.map(skippedKeyWarning)).toEqual([
+      `${join(dir, 'keys.json')}: the key "legacy" is skipped, it cannot verify tokens: an RSA key of 1024 bits (jose verifies with 2048 bits or more); the file's other keys are used`,
+      `${join(dir, 'keys.json')}: key 3 is skipped, it cannot verify tokens: an RSA key of 1024 bits (jose verifies with 2048 bits or more); the file's other keys are used`,
     ]);
   });
 });

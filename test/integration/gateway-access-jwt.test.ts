@@ -237,10 +237,11 @@ routes:
 
   it('skips a key file key jose does not verify with beside a usable one, saying which and why, and verifies with the usable one', async () => {
     expect(await kidless(rsa.saved.privateKey)).toBe(200);
-    const warning = /key file keys skipped: jose does not verify with them/;
+    const warning = /saved\.json: the key \\"legacy-file\\" is skipped, it cannot verify tokens: an RSA key of 1024 bits/;
     await waitFor(async () => warning.test(await logOf(gateway.process)), { timeoutMs: 5_000, message: 'the warning about the skipped key' });
     const line = (await logOf(gateway.process)).split('\n').find((entry) => warning.test(entry));
-    expect(line).toContain(`"keys":[{"file":"${join(dir, 'saved.json')}","key":"the key \\"legacy-file\\"","reason":"an RSA key of 1024 bits (jose verifies with 2048 bits or more)"}]`);
+    expect(line).toContain(`"file":"${join(dir, 'saved.json')}","key":"the key \\"legacy-file\\"","reason":"an RSA key of 1024 bits (jose verifies with 2048 bits or more)"`);
+    expect(line).toContain(`"msg":"${join(dir, 'saved.json')}: the key \\"legacy-file\\" is skipped, it cannot verify tokens: an RSA key of 1024 bits (jose verifies with 2048 bits or more); the file's other keys are used"`);
   });
 
   it('fetches the JWKS again, at most once per cooldown, for a token without a kid that no key verifies: a key the provider rotated in passes', async () => {

@@ -8,7 +8,7 @@ import { denyAccess, identify } from '../consumers/index.ts';
 import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
 import { fittingKeys, isAmong, namedKey, unnamedKey, type RefusedKey } from './key-selection.ts';
-import type { VerificationKey } from '../../config/access-files.ts';
+import { skippedKeyWarning, type VerificationKey } from '../../config/access-files.ts';
 import { TokenCache } from './token-cache.ts';
 import { readToken } from './token-source.ts';
 
@@ -55,8 +55,7 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
   const onError = options.onError ?? ((error: Error) => log.warn({ url: settings.jwks?.url, err: error.message }, 'JWKS fetch failed; the last keys stay in use'));
   const onRefusedKeys = options.onRefusedKeys ?? ((keys: readonly RefusedKey[]) => log.warn({ url: settings.jwks?.url, keys }, 'JWKS keys skipped: jose does not verify with them'));
   const jwks = settings.jwks ? new JwksSource(settings.jwks, { ...options, onError, onRefusedKeys }) : undefined;
-  const skippedKeys = settings.keys?.skippedKeys ?? [];
-  if (skippedKeys.length > 0) log.warn({ keys: skippedKeys }, 'key file keys skipped: jose does not verify with them');
+  for (const skipped of settings.keys?.skippedKeys ?? []) log.warn({ file: skipped.file, key: skipped.key, reason: skipped.reason }, skippedKeyWarning(skipped));
   const cache = new TokenCache<Verdict>(settings.cacheSize, settings.cacheTtlMs, wallClock);
   const claimHeaders = Object.entries(settings.claimsToHeaders);
   // The token's own header too (`X_Token` beside `X-Token`): CGI-style upstreams would read an unchecked one as the token.
