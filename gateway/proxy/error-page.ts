@@ -8,7 +8,7 @@ import { isGrpcRequest } from './grpc-status.ts';
  * digests): dropped, since the client gets other bytes. The others (Retry-After, Set-Cookie,
  * Cache-Control, WWW-Authenticate…) stay: they are about the answer, not its body.
  */
-const REPLACED_BODY_HEADERS: readonly string[] = [
+export const REPLACED_BODY_HEADERS: readonly string[] = [
   'content-length',
   'content-encoding',
   'content-range',

@@ -282,6 +282,10 @@ export function http2Attempt(
           if (replacement !== undefined) {
             sink = sendReplacement(context, replacement.status, outgoing, replacement.body);
             draining = true;
+            // Nobody reads the body of an answer replaced (a gRPC-Web call's 404 page): its stream
+            // is cancelled (RST_STREAM CANCEL) rather than read to its end, bounded only by the
+            // idle-body timeout; the session lives on. Towards HTTP/1.1 it is read, which keeps the connection.
+            if ((flags & NGHTTP2_FLAG_END_STREAM) === 0) leaveBody(opened);
             return;
           }
           const headerStatus = headers['grpc-status'];

@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Transform } from 'node:stream';
 import type { AnswerReplacer, GatewayContext, GrpcWebTranslation, HeldAnswer, Middleware, ResponseHeadersHook } from '../../context.ts';
+import { REPLACED_BODY_HEADERS } from '../../proxy/error-page.ts';
 import { grpcAnswerContentType } from '../../proxy/grpc-answer.ts';
 import { encodeGrpcMessage, grpcStatusOfHttpAnswer } from '../../proxy/grpc-status.ts';
 import { isGrpcWebText, isGrpcWebType, isPlainGrpcType } from '../../proxy/grpc-web-trailers.ts';
@@ -68,7 +69,9 @@ class GrpcWebCall implements GrpcWebTranslation {
     const grpcStatus = grpcStatusOfHttpAnswer(status);
     context.outcome.grpcStatus = grpcStatus;
     const replaced: OutgoingHttpHeaders = {};
+    // The headers of the body it drops go with it (its length, encoding, validators, ranges), as an `errors` page drops them.
     for (const name in headers) if (!name.startsWith('content-')) replaced[name] = headers[name];
+    for (const name of REPLACED_BODY_HEADERS) delete replaced[name];
     const what = typeof type === 'string' ? type.split(';')[0]!.trim() : 'no content type';
     replaced['content-type'] = this.contentType;
     replaced['content-length'] = 0;
