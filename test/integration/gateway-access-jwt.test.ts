@@ -229,10 +229,12 @@ routes:
 
   it('skips a JWKS key jose does not verify with, saying which and why, and checks a token without a kid against the others', async () => {
     expect(await kidless(rsa.old.privateKey)).toBe(200);
-    const warning = /JWKS keys skipped: jose does not verify with them/;
+    const warning = /JWKS \S+: the key \\"legacy-1024\\" is skipped/;
     await waitFor(async () => warning.test(await logOf(gateway.process)), { timeoutMs: 5_000, message: 'the warning about the skipped key' });
     const line = (await logOf(gateway.process)).split('\n').find((entry) => warning.test(entry));
-    expect(line).toContain(`"url":"http://127.0.0.1:${kidlessJwks.port}/keys","keys":[{"kid":"legacy-1024","reason":"an RSA key of 1024 bits (jose verifies with 2048 bits or more)"}]`);
+    const url = `http://127.0.0.1:${kidlessJwks.port}/keys`;
+    expect(line).toContain(`"url":"${url}","kid":"legacy-1024","reason":"an RSA key of 1024 bits (jose verifies with 2048 bits or more)"`);
+    expect(line).toContain(`"msg":"JWKS ${url}: the key \\"legacy-1024\\" is skipped, it cannot verify tokens: an RSA key of 1024 bits (jose verifies with 2048 bits or more)"`);
   });
 
   it('skips a key file key jose does not verify with beside a usable one, saying which and why, and verifies with the usable one', async () => {

@@ -7,7 +7,7 @@ import { endedDuringWait } from '../client-gone.ts';
 import { denyAccess, identify } from '../consumers/index.ts';
 import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
-import { fittingKeys, isAmong, namedKey, unnamedKey, type RefusedKey } from './key-selection.ts';
+import { fittingKeys, isAmong, namedKey, refusedJwksKeyWarning, unnamedKey, type RefusedKey } from './key-selection.ts';
 import { skippedKeyWarning, type VerificationKey } from '../../config/access-files.ts';
 import { TokenCache } from './token-cache.ts';
 import { readToken } from './token-source.ts';
@@ -53,7 +53,12 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
   const secret = settings.keys?.secret;
   const log = componentLogger('jwt-auth');
   const onError = options.onError ?? ((error: Error) => log.warn({ url: settings.jwks?.url, err: error.message }, 'JWKS fetch failed; the last keys stay in use'));
-  const onRefusedKeys = options.onRefusedKeys ?? ((keys: readonly RefusedKey[]) => log.warn({ url: settings.jwks?.url, keys }, 'JWKS keys skipped: jose does not verify with them'));
+  const onRefusedKeys =
+    options.onRefusedKeys ??
+    ((keys: readonly RefusedKey[]) => {
+      const url = settings.jwks?.url ?? '';
+      for (const key of keys) log.warn({ url, kid: key.kid, reason: key.reason }, refusedJwksKeyWarning(url, key));
+    });
   const jwks = settings.jwks ? new JwksSource(settings.jwks, { ...options, onError, onRefusedKeys }) : undefined;
   for (const skipped of settings.keys?.skippedKeys ?? []) log.warn({ file: skipped.file, key: skipped.key, reason: skipped.reason }, skippedKeyWarning(skipped));
   const cache = new TokenCache<Verdict>(settings.cacheSize, settings.cacheTtlMs, wallClock);

@@ -1,7 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseKeyFile } from '../../config/access-files.ts';
-import { fittingKeys, jwksKeys, keyFits, namedKey, unnamedKey } from './key-selection.ts';
+import { fittingKeys, jwksKeys, keyFits, namedKey, refusedJwksKeyWarning, unnamedKey } from './key-selection.ts';
 
 const key = (publicKey: KeyObject, kid?: string, alg?: string) => ({ key: publicKey, kid, alg });
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
@@ -85,5 +85,12 @@ describe('a key file and a JWKS URL follow one rule for which keys verify tokens
     expect(fromUrl.keys.map((entry) => entry.kid)).toEqual(['signing']);
     expect(fromFile.refused.map((entry) => entry.kid)).toEqual(refused);
     expect(fromUrl.refused).toEqual(fromFile.refused.map(({ kid, reason }) => ({ kid, reason })));
+  });
+});
+
+describe('refusedJwksKeyWarning', () => {
+  it('names the document, the key (or that it has no kid) and why, as a key file\'s warning does', () => {
+    expect(refusedJwksKeyWarning('https://idp.test/keys', { kid: 'legacy', reason: 'an RSA key of 1024 bits' })).toBe('JWKS https://idp.test/keys: the key "legacy" is skipped, it cannot verify tokens: an RSA key of 1024 bits');
+    expect(refusedJwksKeyWarning('https://idp.test/keys', { kid: undefined, reason: 'r' })).toBe('JWKS https://idp.test/keys: a key without a kid is skipped, it cannot verify tokens: r');
   });
 });

@@ -51,6 +51,14 @@ export interface RefusedKey {
   readonly reason: string;
 }
 
+/**
+ * The warning for a JWKS key left out, worded as a key file's (`skippedKeyWarning`): which document,
+ * which key (its kid, or that it has none) and why it cannot verify tokens.
+ */
+export function refusedJwksKeyWarning(url: string, { kid, reason }: RefusedKey): string {
+  return `JWKS ${url}: ${kid === undefined ? 'a key without a kid' : `the key ${JSON.stringify(kid)}`} is skipped, it cannot verify tokens: ${reason}`;
+}
+
 /** Whether `key` is among `keys` (the same public key, whatever its kid): a key in a key file and the JWKS both is tried once. */
 export function isAmong(key: KeyObject, keys: readonly VerificationKey[]): boolean {
   return keys.some((entry) => entry.key.equals(key));
