@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { NFA } from 'refa';
+import { describe, expect, it, vi } from 'vitest';
 import { regexBacktrackingRisk } from './regex-safety.ts';
 
 describe('regexBacktrackingRisk', () => {
@@ -60,6 +61,23 @@ describe('regexBacktrackingRisk', () => {
     // 1,502 alternatives are 1,127,251 pairs; the only shared text is the last pair's.
     const alternatives = Array.from({ length: 1_501 }, (_, i) => `x${i}`);
     expect(regexBacktrackingRisk(`^/(?:${alternatives.join('|')}|x1500)*$`)).toBeUndefined();
+  });
+
+  it('leaves a repetition too large for refa to build unchecked', () => {
+    // a{1,20000} is past MAX_NODES: refa throws TooManyNodesError, which is no verdict.
+    expect(regexBacktrackingRisk(String.raw`^/(?:a{1,20000}|b)*x$`)).toBeUndefined();
+  });
+
+  it('refuses a pattern the check fails on for any other reason, naming the failure', () => {
+    // No pattern is known to make refa fail otherwise, so the failure is injected once.
+    const fromRegex = vi.spyOn(NFA, 'fromRegex').mockImplementationOnce(() => {
+      throw new TypeError('refa failed');
+    });
+    try {
+      expect(regexBacktrackingRisk(String.raw`^/(?:ab|cd)*x$`)).toBe('could not be checked for catastrophic backtracking (refa failed)');
+    } finally {
+      fromRegex.mockRestore();
+    }
   });
 
   it('leaves a pattern that does not compile to the syntax check', () => {

@@ -1,5 +1,5 @@
 import { RegExpParser, visitRegExpAST, type AST } from '@eslint-community/regexpp';
-import { JS, NFA, getIntersectionWords, type CharSet, type Word } from 'refa';
+import { JS, NFA, TooManyNodesError, getIntersectionWords, type CharSet, type Word } from 'refa';
 import { analyse, type Report } from 'scslre';
 
 /** Verdicts kept by source, so that a reload checks only the patterns it adds; past this many the cache starts over. */
@@ -23,9 +23,9 @@ export const ALLOW_UNSAFE_REGEX_KEY = 'allowUnsafeRegex';
  * the engine retries at each start (both polynomial); then `ambiguousRepetition`, for what scslre
  * lets through: a repeated text that splits into its repetitions in more than one way (`(a|a)*`,
  * `(\w|\d)*`, `(a|aa)*`, `(a|ab|b)*`, `(a|ab|ba)*`). It is a check, not a proof: lookarounds and
- * backreferences count as matching nothing there, a repetition too large to build (or with more
- * than 10,000 pairs of alternatives to compare) is let through,
- * and it cannot know that a path never holds a line break, so `^/(.*)/(.*)$` is refused though
+ * backreferences count as matching nothing there, a repetition too large to build (more than
+ * 2,000 nodes, or more than 10,000 pairs of alternatives to compare) is let through, a pattern the
+ * check fails on otherwise is refused as not checked, and it cannot know that a path never holds a line break, so `^/(.*)/(.*)$` is refused though
  * paths cannot exploit it. Runs when configuration is parsed, never per request: a few hundred µs a
  * new pattern (`npm run bench:regex-check`).
  */
@@ -51,14 +51,26 @@ function assess(source: string): string | undefined {
     reports = analyse(parsed, { maxReports: 1 }).reports;
   } catch (error) {
     // The analyser's parser can lag V8's syntax: a pattern it cannot read is not known to be safe.
-    return `could not be checked for catastrophic backtracking (${(error as Error).message})`;
+    return unchecked(error);
   }
   const report = reports[0];
   return report ? describe(report) : ambiguousRepetition(parsed);
 }
 
-/** States one language of the check may build (refa's default is 10,000); past it the pair is left unchecked. */
+/**
+ * Nodes refa may create for one language of the check (the regex tree of a repetition's body) or for
+ * one intersection of two (its product automaton), a fifth of refa's default of 10,000; past it refa
+ * throws TooManyNodesError and that comparison is left unchecked.
+ */
 const MAX_NODES = 2_000;
+
+/** Thrown past MAX_ALTERNATIVE_PAIRS, so that `check` treats it as a language too large to build. */
+class TooManyPairsError extends Error {}
+
+/** The verdict on a pattern the check failed on: not known to be safe, so refused. */
+function unchecked(error: unknown): string {
+  return `could not be checked for catastrophic backtracking (${error instanceof Error ? error.message : String(error)})`;
+}
 
 /**
  * Pairs of alternatives one pattern may intersect (a group of n alternatives is n(n-1)/2 pairs, tens
@@ -101,8 +113,10 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
     if (verdict !== undefined) return;
     try {
       verdict = found();
-    } catch {
-      // Too large to build within MAX_NODES: left to the engine, as a pattern scslre cannot judge.
+    } catch (error) {
+      // Too large to build within MAX_NODES (or past MAX_ALTERNATIVE_PAIRS): left to the engine, as
+      // a pattern scslre cannot judge. Any other failure is refa's, and leaves the pattern unjudged.
+      if (!(error instanceof TooManyNodesError || error instanceof TooManyPairsError)) verdict = unchecked(error);
     }
   };
   const onGroup = (group: AST.Group | AST.CapturingGroup): void => {
@@ -113,7 +127,7 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
       for (const [i, left] of group.alternatives.entries()) {
         for (const right of group.alternatives.slice(i + 1)) {
           pairs += 1;
-          if (pairs > MAX_ALTERNATIVE_PAIRS) throw new RangeError('too many pairs of alternatives');
+          if (pairs > MAX_ALTERNATIVE_PAIRS) throw new TooManyPairsError();
           const word = firstCommonWord(language(left), language(right));
           if (word)
             return `can take exponential time on a short path (ReDoS): the alternatives ${left.raw} and ${right.raw} of ${group.raw} both match ${JSON.stringify(String.fromCodePoint(...word))} and repeat inside ${repetition.raw}, so each repetition can take either, 2^n ways for n repetitions before a mismatch fails; make the alternatives match different text`;
