@@ -4,11 +4,14 @@
 // Alternating rounds (ROUNDS, 9 by default), each on patterns never seen before (the check keeps
 // verdicts by source): scslre alone (the check before ambiguous repetitions were added), the whole
 // check, and parsing a file of 1,000 such routes (YAML, validation and the check). Prints medians,
-// wall clock and CPU time (which a busy machine inflates less).
+// wall clock and CPU time (which a busy machine inflates less). Then V8's time on hostile paths for
+// the shapes the check lets through as bounded or with lookarounds, and for what it refuses
+// (regex-hostile.ts).
 import { analyse } from 'scslre';
 import { parseConfig } from '../../gateway/config/load.ts';
 import { regexBacktrackingRisk } from '../../gateway/config/regex-safety.ts';
 import { table } from '../lib/stats.ts';
+import { hostileTable } from './regex-hostile.ts';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 9);
 const PATTERNS = 1_000;
@@ -70,3 +73,5 @@ console.log(
     contenders.map((contender, index) => [contender.name, median(wallMs[index]!).toFixed(0), median(cpuMs[index]!).toFixed(0), ((median(cpuMs[index]!) * 1_000) / PATTERNS).toFixed(0)]),
   ),
 );
+console.log(`\nV8 on hostile paths (${process.version}), beside the check's verdict`);
+console.log(hostileTable());

@@ -29,6 +29,20 @@ describe('regexBacktrackingRisk', () => {
     String.raw`^/(?:v1|v\d)+`,
     String.raw`^/api(/(?:[a-z]|[a-z0-9])*)`,
     String.raw`(a|ab|b)*`,
+    // Bounded repetitions: the engine's tries from a start are bounded, whatever the path.
+    String.raw`^/v(\d{1,3})/(\w{1,8})$`,
+    String.raw`^/(?:[a-z]{2,8}-){1,3}x$`,
+    // Anchored, no unbounded repetition, at most 65,536 ways of the whole pattern.
+    String.raw`^/(\w{1,8}-?){1,3}$`,
+    String.raw`^/files/(?:\d{1,4}|[a-f]{1,8}){1,4}$`,
+    String.raw`^/(?:\d{1,2}){1,15}$`,
+    // Otherwise at most 64 ways of its ambiguous bounded repetitions.
+    String.raw`^/(?:\d{1,2}){1,5}[^/]*/x$`,
+    String.raw`(?:\d{1,2}){1,5}x`,
+    String.raw`^/(a|a){1,3}.*$`,
+    // Lookarounds inside a repetition that keep it linear.
+    String.raw`^/(?:(?!\.\.)[^/])+$`,
+    String.raw`^/((?=[a-z])\w)+$`,
   ])('finds nothing in the common route pattern %s', (source) => {
     expect(regexBacktrackingRisk(source)).toBeUndefined();
   });
@@ -51,6 +65,16 @@ describe('regexBacktrackingRisk', () => {
     [String.raw`^/(ab?|b)*$`, 'exponential time', 'make each text match one way only'],
     [String.raw`^/(a|ab|ba)*$`, 'exponential time', '"aba" splits into repetitions of (a|ab|ba)* in more than one way'],
     [String.raw`^/(?:ab|cd|abc|d)*$`, 'exponential time', '"abcd" splits into repetitions of (?:ab|cd|abc|d)* in more than one way'],
+    // Bounded, but past 64 ways and with an unbounded part or more than one start, or past 65,536 ways.
+    [String.raw`^/(?:\d{1,2}){1,7}[^/]*/x$`, 'exponential time', '(its bounds still leave 254 ways to try from each start, past the 64 the check lets through)'],
+    [String.raw`(?:\d{1,4}){1,4}x`, 'exponential time', '340 ways to try from each start'],
+    [String.raw`^/(\w{1,8}-?){1,3}[^/]*/x$`, 'exponential time', '4,368 ways to try from each start'],
+    [String.raw`^/(?:\d{1,2}){1,17}$`, 'exponential time', '262,142 ways to try from each start'],
+    [String.raw`^/(?:\d{1,2}){1,5}(?:\d{1,2}){1,5}.*$`, 'exponential time', '3,844 ways to try from each start'],
+    // A bounded repetition inside an unbounded one.
+    [String.raw`^/files/(\d{1,4}|[a-f]{1,8})+$`, 'exponential time', String.raw`"00" can be one repetition of (\d{1,4}|[a-f]{1,8})+`],
+    [String.raw`^/(?:(?:\d{1,4}){1,4}x)*$`, 'exponential time', 'in more than one way'],
+    [String.raw`^/(?:(?=[a-z])\w+)+$`, 'exponential time', String.raw`\w+ repeats inside (?:(?=[a-z])\w+)+`],
   ])('refuses %s, saying why', (source, complexity, hint) => {
     const risk = regexBacktrackingRisk(source);
     expect(risk).toContain(complexity);

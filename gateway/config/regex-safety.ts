@@ -22,7 +22,8 @@ export const ALLOW_UNSAFE_REGEX_KEY = 'allowUnsafeRegex';
  * (exponential), two quantifiers that can trade the same characters, and an unanchored quantifier
  * the engine retries at each start (both polynomial); then `ambiguousRepetition`, for what scslre
  * lets through: a repeated text that splits into its repetitions in more than one way (`(a|a)*`,
- * `(\w|\d)*`, `(a|aa)*`, `(a|ab|b)*`, `(a|ab|ba)*`). It is a check, not a proof: lookarounds and
+ * `(\w|\d)*`, `(a|aa)*`, `(a|ab|b)*`, `(a|ab|ba)*`), unless its maximum is bounded and so are the
+ * engine's tries from a start (`boundedWays`, `MAX_PATTERN_WAYS`). It is a check, not a proof: lookarounds and
  * backreferences count as matching nothing there, a repetition too large to build (more than
  * 2,000 nodes, or more than 10,000 pairs of alternatives to compare) is let through, a pattern the
  * check fails on otherwise is refused as not checked, and it cannot know that a path never holds a line break, so `^/(.*)/(.*)$` is refused though
@@ -90,6 +91,7 @@ const MAX_ALTERNATIVE_PAIRS = 10_000;
  * make one up.
  */
 function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags }): string | undefined {
+  if (anchoredAtStart(parsed.pattern) && ways(parsed.pattern) <= MAX_PATTERN_WAYS) return undefined;
   let parser: JS.Parser | undefined;
   const languages = new Map<AST.Node, NFA>();
   const language = (node: AST.Alternative | AST.Element): NFA => {
@@ -109,10 +111,13 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
   };
   let verdict: string | undefined;
   let pairs = 0;
-  const check = (found: () => string | undefined): void => {
+  const bounded = boundedWays();
+  const check = (repetition: AST.Quantifier, found: () => string | undefined): void => {
     if (verdict !== undefined) return;
     try {
-      verdict = found();
+      const risk = found();
+      const ways = risk === undefined ? undefined : bounded(repetition);
+      verdict = ways === undefined ? risk : ways > MAX_BOUNDED_WAYS ? `${risk} (its bounds still leave ${ways === Infinity ? 'too many' : ways.toLocaleString('en-US')} ways to try from each start, past the ${MAX_BOUNDED_WAYS.toLocaleString('en-US')} the check lets through)` : undefined;
     } catch (error) {
       // Too large to build within MAX_NODES (or past MAX_ALTERNATIVE_PAIRS): left to the engine, as
       // a pattern scslre cannot judge. Any other failure is refa's, and leaves the pattern unjudged.
@@ -123,7 +128,7 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
     if (group.alternatives.length < 2) return;
     const repetition = repeatingAncestor(group);
     if (!repetition || endsThePattern(repetition)) return;
-    check(() => {
+    check(repetition, () => {
       for (const [i, left] of group.alternatives.entries()) {
         for (const right of group.alternatives.slice(i + 1)) {
           pairs += 1;
@@ -142,7 +147,7 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
     onQuantifierEnter(quantifier) {
       const body = quantifier.element;
       if (quantifier.max < 2 || (body.type !== 'Group' && body.type !== 'CapturingGroup') || endsThePattern(quantifier)) return;
-      check(() => {
+      check(quantifier, () => {
         // One intersection for all alternatives: a text of one iteration that is also two or more.
         const iterations = language(body).copy();
         iterations.quantify(1, Infinity);
@@ -161,6 +166,79 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
     },
   });
   return verdict;
+}
+
+/**
+ * Ways past which an ambiguous repetition with a bounded maximum is refused after all (unless the
+ * whole pattern is bounded, `MAX_PATTERN_WAYS`): the product of `ways` of every such repetition let
+ * through in one pattern. Below it the engine tries at most that many splits from a start before it
+ * gives up there, so the time stays linear in the path, at most this many times a pattern's without
+ * the repetition: the worst shapes measured at 62 ways (before a segment scanned to the end of the
+ * path, or unanchored, on a 16 KiB hostile path) take up to about 12 ms, at 254 ways up to 57
+ * (`npm run bench:regex-check`).
+ */
+const MAX_BOUNDED_WAYS = 64;
+
+/**
+ * Ways past which a pattern anchored at its start with no unbounded repetition is checked as any
+ * other: below it the engine's work is bounded whatever the path, since it tries at most that many
+ * ways of the pattern from its one start, each no longer than the pattern's longest match
+ * (`^/(?:\d{1,2}){1,15}$`, 65,534 ways, takes well under a ms on a 16 KiB hostile path).
+ */
+const MAX_PATTERN_WAYS = 65_536;
+
+/**
+ * For a repetition found ambiguous: undefined when its maximum, or one of a repetition around it,
+ * is unbounded (the splits multiply with the path's length: exponential); otherwise the product of
+ * `ways` of the outermost repetitions around each bounded one found so far, this one's included
+ * (`(?:\d{1,4}){1,4}`: 340). Each counted once, as the engine retries what follows each of them.
+ */
+function boundedWays(): (repetition: AST.Quantifier) => number | undefined {
+  const counted = new Set<AST.Quantifier>();
+  let product = 1;
+  return (repetition) => {
+    let outermost = repetition;
+    for (let at = repetition.parent as AST.Node | null; at; at = at.parent) {
+      if (at.type === 'Quantifier') {
+        if (at.max === Infinity) return undefined;
+        outermost = at;
+      }
+    }
+    if (repetition.max === Infinity) return undefined;
+    if (!counted.has(outermost)) {
+      counted.add(outermost);
+      product *= ways(outermost);
+    }
+    return product;
+  };
+}
+
+/**
+ * How many ways the backtracking engine can leave `node` from one position, at most, each of which
+ * it retries what follows from: alternatives add up, a sequence multiplies, a repetition {m,n} of
+ * a body with b ways is b^m + ... + b^n, a lookaround counts its inside (it is run on each try).
+ * Infinity with an unbounded repetition inside, or past any count worth refusing.
+ */
+function ways(node: AST.Node): number {
+  switch (node.type) {
+    case 'Alternative':
+      return node.elements.reduce((product, element) => product * ways(element), 1);
+    case 'Group':
+    case 'CapturingGroup':
+    case 'Pattern':
+      return node.alternatives.reduce((sum, alternative) => sum + ways(alternative), 0);
+    case 'Assertion':
+      return node.kind === 'lookahead' || node.kind === 'lookbehind' ? node.alternatives.reduce((sum, alternative) => sum + ways(alternative), 0) : 1;
+    case 'Quantifier': {
+      if (node.max === Infinity) return Infinity;
+      const body = ways(node.element);
+      let sum = 0;
+      for (let count = node.min; count <= node.max && sum <= Number.MAX_SAFE_INTEGER; count += 1) sum += body ** count;
+      return sum > Number.MAX_SAFE_INTEGER ? Infinity : sum;
+    }
+    default:
+      return 1;
+  }
 }
 
 /** The shortest word both automata accept, if any (refa's lazy product: it stops at the first). */
@@ -240,6 +318,11 @@ function endsThePattern(quantifier: AST.Quantifier): boolean {
     if (owner.type !== 'Group' && owner.type !== 'CapturingGroup') return false;
     at = owner;
   }
+}
+
+/** Whether every alternative of `pattern` starts with `^`, so that the engine tries it from the path's start only. */
+function anchoredAtStart(pattern: AST.Pattern): boolean {
+  return pattern.alternatives.every(({ elements: [first] }) => first?.type === 'Assertion' && first.kind === 'start');
 }
 
 /** The nearest quantifier around `node` that can repeat it (max 2 or more), if any. */
