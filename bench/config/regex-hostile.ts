@@ -42,6 +42,8 @@ const CASES: readonly Case[] = [
   { source: String.raw`^/(?:(?!\.\.)[^/])+$`, path: hostile('a', '/') },
   { source: String.raw`^/((?=[a-z])\w)+$`, path: hostile('a', '!') },
   { source: String.raw`^/(?:(?=[a-z])\w+)+$`, path: hostile('a', '!', { bytes: 24 }) },
+  // A lookaround the check reads as matching nothing, hiding alternatives that match the same digit.
+  { source: String.raw`^/(?:(?=\w)\w|\d)+x$`, path: hostile('0', '!', { bytes: 22 }) },
 ];
 
 const RUNS = 5;
