@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -640,6 +641,43 @@ describe('watchConfig', () => {
       await waitFor(() => results.length >= 4);
       expect(results.map((result) => result.ok)).toEqual([true, true, false, true]);
       expect(clientCert(results[3])).not.toBe(clientCert(results[1]));
+    });
+
+    it('emits a reading once when its files change during the parse (a CA bundle renewed while a certificate pair settles), not again for that change', async () => {
+      const keys = join(folder, 'keys');
+      const staging = join(folder, 'staging');
+      await Promise.all([mkdir(keys), mkdir(staging)]);
+      // The pair in the configuration file's folder, whose events concern only that file; the CA bundle in a folder of its own, watched while the text runs.
+      const [served, renewedPair, ca, renewedCa, againCa] = await Promise.all([
+        makeCertificate(folder, 'site', { key: 'ec', names: ['old.test'] }),
+        makeCertificate(staging, 'site', { key: 'ec', names: ['new.test'] }),
+        makeCertificate(keys, 'ca', { key: 'ec', names: ['ca.test'] }),
+        makeCertificate(staging, 'ca', { key: 'ec', names: ['ca.test'] }),
+        makeCertificate(staging, 'ca-again', { key: 'ec', names: ['ca.test'] }),
+      ]);
+      const caOf = (result: ConfigResult | undefined) => (result?.ok ? result.config.services.get('api')?.tls.files?.ca?.sha256 : 'refused');
+      const text = `listen: 7000\ncertificates:\n  site: { certFile: site.pem, keyFile: site-key.pem }\nservices:\n  api:\n    protocol: https\n    tls: { caFile: keys/ca.pem }\n`;
+      await writeFile(path, text);
+      const lines: string[] = [];
+      const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push((JSON.parse(line) as { msg: string }).msg) });
+      // A settle time past any stall of a loaded machine between the parse's first reading of the pair and the key's rename.
+      subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: 1_000, log }).subscribe((result) => results.push(result));
+      await waitFor(() => results.length >= 1);
+      const taken = caOf(results[0]);
+      expect(taken).toEqual(expect.any(String));
+
+      // The pair half-renewed (no event of the watch), then the CA bundle renewed: its read parses the text and waits for the pair.
+      await rename(renewedPair.certFile, served.certFile);
+      await rename(renewedCa.certFile, ca.certFile);
+      await waitFor(() => lines.includes('certificate pair refused; read again until both files have settled'), { timeoutMs: 5_000, intervalMs: 5, message: 'the parse waiting for the pair' });
+      // Renewed again while the parse waits (the parse reads this one), then the pair put right.
+      await rename(againCa.certFile, ca.certFile);
+      await rename(renewedPair.keyFile, served.keyFile);
+      await waitFor(() => results.length >= 2, { timeoutMs: 5_000 });
+      // An observation window: the same reading emitted again would arrive in it.
+      await delay(DEBOUNCE_MS * 10);
+      expect(results.map((result) => result.ok)).toEqual([true, true]);
+      expect(caOf(results[1])).toBe(createHash('sha256').update(await readFile(ca.certFile)).digest('hex'));
     });
 
     it('applies a change of its files made while a newer text was read, once that edit is undone before its refusal was reported', async () => {

@@ -73,6 +73,7 @@ type Refusal = Extract<ConfigResult, { ok: false }>;
  * a change of their contents (`filesFingerprint`; an event that changed none is skipped) parses the same text again (pairs settled by the
  * same rule) and emits it once taken (logged at info), so that a renewed client certificate or CA bundle is applied with no save of the
  * configuration file; refused, the refusal is emitted (once per reason) and the running configuration stays, its files as they were read.
+ * A parse during which those files changed is not emitted but done again (unless they keep changing for `maxWaitMs`): each result is emitted once.
  * Never errors: a failed folder watch is reported once and retried with backoff (`REWATCH_BACKOFF`: a folder not there yet
  * is tried again every 2 s at most), logged once per outage (`folderWatchOutageLog`). Unsubscribing
  * stops the watches, and the reading again of such a pair with them.
@@ -109,6 +110,8 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     let rereadRefused: string | undefined;
     // When the running text was first refused with its changed files, until they are taken or the refusal reported (see `maxWaitMs`).
     let rereadRefusedSince: number | undefined;
+    // When (performance.now()) a parse first found the files it read changed under it, until one finds them unchanged (see `maxWaitMs`).
+    let filesChangingSince: number | undefined;
     // Rereads asked for (`rereads$`), those the read in progress answers (asked before it began) and those answered:
     // a reread is answered by the result it brings, or by a line saying that it brought none (see `unchangedOnReread`).
     let rereadsAsked = 0;
@@ -268,11 +271,22 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       const { result, waited } = await parse(path, text, { settleMs, maxWaitMs, log, signal: stopped.signal });
       // Unsubscribed while a certificate pair the text names settled.
       if (reads.closed) return;
+      // Changed during the parse (a CA bundle renewed while a certificate pair settled, a file caught between its
+      // truncation and its text): the result may hold either contents, so neither digest stands for it. Emitted, the
+      // change's own read would parse the same contents and emit them again, the same configuration twice: read again
+      // instead, unless the files have kept changing for `maxWaitMs`.
+      if (filesFingerprint(files) !== fingerprint) {
+        namedFilesChanged = true;
+        reads.schedule(0);
+        filesChangingSince ??= performance.now();
+        if (performance.now() - filesChangingSince < maxWaitMs) return;
+      }
+      filesChangingSince = undefined;
       if (result.ok) running = { files, fingerprint };
       // Watched from the refusal on, before it is reported: a file put right while the refusal settles is seen too.
       // The running text refused with its files as they are now keeps them watched: their next change is read again.
       watchNamedFiles(result.ok || reread ? undefined : text);
-      // Changed between the reading of the fingerprint and the start of the watch: read again.
+      // Changed after the parse, before the watch started: read again (the parse read the older contents).
       if (result.ok && filesFingerprint(files) !== fingerprint) {
         namedFilesChanged = true;
         reads.schedule(0);
