@@ -9,7 +9,6 @@ describe('tlsFailureOf', () => {
   it.each([
     ['a client that sent no certificate', failure('ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE'), null, { reason: 'client-certificate', code: 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' }],
     ['a certificate that failed verification (Node destroys the socket: a reset)', failure('ECONNRESET'), 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', { reason: 'client-certificate', code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }],
-    ['a handshake that timed out', failure('ERR_TLS_HANDSHAKE_TIMEOUT'), null, { reason: 'timeout', code: 'ERR_TLS_HANDSHAKE_TIMEOUT' }],
     ['a client that rejected the gateway certificate', failure('ERR_SSL_TLSV1_ALERT_UNKNOWN_CA'), null, { reason: 'handshake', code: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' }],
     ['an error without a code', failure(undefined), null, { reason: 'handshake', code: undefined }],
   ])('classifies %s', (_case, error, authorizationError, expected) => {

@@ -24,7 +24,9 @@ const WHAT: Readonly<Record<TlsRefusalReason, string>> = {
 /**
  * Why a handshake failed, from the error node:tls reported and the socket: a certificate that
  * failed verification leaves its reason in `authorizationError` (Node then just destroys the
- * socket, and reports a reset); a client that sent none fails in OpenSSL itself.
+ * socket, and reports a reset); a client that sent none fails in OpenSSL itself. Node's own
+ * handshake timeout (ERR_TLS_HANDSHAKE_TIMEOUT) never gets here: `HandshakeDeadlines` cuts the
+ * connection first and `tlsServers` drops what node:tls reports of a cut connection.
  */
 export function tlsFailureOf(error: Error & { code?: unknown }, socket: Pick<TLSSocket, 'authorizationError'> | undefined): { reason: TlsRefusalReason; code: string | undefined } {
   const authorizationError = socket?.authorizationError as unknown;
@@ -33,7 +35,6 @@ export function tlsFailureOf(error: Error & { code?: unknown }, socket: Pick<TLS
   }
   const code = typeof error.code === 'string' ? error.code : undefined;
   if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return { reason: 'client-certificate', code };
-  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return { reason: 'timeout', code };
   return { reason: 'handshake', code };
 }
 

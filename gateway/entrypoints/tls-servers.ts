@@ -53,7 +53,10 @@ function acceptedOf(socket: TLSSocket): Socket {
  * loses to an ECDSA default (nodejs/node#54235). Hence `withSni` has no certificate of its own
  * (SNI alone decides, unknown names get the default), and `withoutSni`, for clients that send no
  * server name, has only the default certificate (kept current with `setSecureContext`). `options`
- * adds what the entry point's protocol needs (ALPN, half-open sockets, the handshake timeout);
+ * adds what the entry point's protocol needs (ALPN, half-open sockets, the handshake timeout:
+ * `handOver`'s `timeoutMs` again, which node:tls starts only at the hand-over and restarts at each
+ * byte, so it never fires before the deadline `handOver` started at the accept; without it node:tls
+ * would take 120 s, which a `limits.headersTimeout` longer than that would let fire first);
  * the config's `tls.minVersion` and `tls.ciphers` apply to both. Every finished handshake goes to `secure`, with the
  * accepted socket it came from: node:tls hands out only the TLS socket, and an entry point that took
  * that for the accepted one kept the accepted socket as "still in its handshake" for good, so a drain
@@ -116,10 +119,7 @@ export function tlsServers(
     withSni,
     withoutSni,
     handOver(socket, timeoutMs) {
-      // One deadline from the accept for the whole handshake: the wait for a whole ClientHello, then
-      // OpenSSL's. Node's handshakeTimeout starts only at the hand-over, so a client that sent its
-      // ClientHello just before the wait's end had that time again, and one that never sent a whole
-      // ClientHello was dropped unseen (no count, no warning) however many came.
+      // One deadline from the accept for the whole handshake: the wait for a whole ClientHello, then OpenSSL's.
       deadlines.start(socket, timeoutMs);
       // Its own timeout is the deadline's, set after it: the deadline fires first and counts the connection.
       void peekSocket(socket, timeoutMs, plainText ? firstBytesJudge() : serverNameReader()).then((verdict) => {
