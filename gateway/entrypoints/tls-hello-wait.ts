@@ -21,7 +21,8 @@ export function firstBytesJudge(): (data: Buffer) => FirstBytesVerdict | undefin
  * `passthrough`): one per socket from its accept, for the wait for its ClientHello and whatever
  * follows until the entry point settles it. A socket not settled in time is counted as a timeout
  * (`recordTlsRefusal`, against its entry point alone: no instance has seen it), warned about and
- * destroyed, a client that never sends a whole ClientHello too.
+ * destroyed, a client that never sends a whole ClientHello too; one that closes before its
+ * ClientHello is whole is counted as `client-closed` (`noHello`).
  */
 export class HandshakeDeadlines {
   private readonly timers = new Map<Socket, NodeJS.Timeout>();
@@ -48,6 +49,16 @@ export class HandshakeDeadlines {
   settle(socket: Socket): void {
     clearTimeout(this.timers.get(socket));
     this.timers.delete(socket);
+  }
+
+  /**
+   * For a wait for the ClientHello of `socket` that ended without one (`peekSocket` resolved
+   * undefined): counts it as `client-closed` when the client ended it (a FIN, or a reset), not
+   * when the deadline cut it (a timeout, already counted) nor a drain.
+   */
+  noHello(socket: Socket): void {
+    if (this.wasCut(socket) || !(socket.readableEnded || socket.errored)) return;
+    recordTlsRefusal(this.log, this.entryPoint, 'client-closed', (socket.errored as (Error & { code?: string }) | null)?.code, socket);
   }
 
   /** Whether the deadline cut `socket` (what fails on it afterwards is that cut, already counted). */

@@ -11,7 +11,7 @@ import { firstBytesJudge, HandshakeDeadlines } from './tls-hello-wait.ts';
  * once, without waiting for more). The instance then gets the whole TLS stream, ClientHello first,
  * byte for byte. The wait shares the TLS entry points' handshake deadline rule
  * (`HandshakeDeadlines`: `timeoutMs` from the accept, counted and warned as a timeout of the entry
- * point); a socket that closes first is dropped. Neither reaches `accepted`, so no service or
+ * point); a socket that closes first is counted as `client-closed`. Neither reaches `accepted`, so no service or
  * instance answers for them.
  */
 export function passthroughReader(entryPoint: string, timeoutMs: number, log: Logger, accepted: (socket: Socket, serverName: string | undefined) => void): (socket: Socket) => void {
@@ -20,7 +20,7 @@ export function passthroughReader(entryPoint: string, timeoutMs: number, log: Lo
     deadlines.start(socket, timeoutMs);
     // Its own timeout is the deadline's, set after it: the deadline fires first and counts the connection.
     void peekSocket(socket, timeoutMs, firstBytesJudge()).then((verdict) => {
-      if (verdict === undefined) return;
+      if (verdict === undefined) return deadlines.noHello(socket);
       deadlines.settle(socket);
       accepted(socket, typeof verdict === 'object' ? verdict.serverName : undefined);
     });

@@ -5,7 +5,15 @@ import type { Logger } from '../../src/logger.ts';
 import { tlsHandshakeFailuresTotal } from '../telemetry/index.ts';
 
 /** Why a connection to a TLS entry point was refused before any request (the `reason` of `switchboard_tls_handshake_failures_total`). */
-export type TlsRefusalReason = 'plain-http' | 'client-certificate' | 'timeout' | 'handshake' | 'no-service';
+export type TlsRefusalReason = 'plain-http' | 'client-certificate' | 'timeout' | 'handshake' | 'no-service' | 'client-closed';
+
+/**
+ * Reasons counted and logged at debug only, never warned: a client that closes or resets its
+ * connection before its ClientHello is whole is what port scanners and the health checks of L4
+ * load balancers do on every probe, nothing an operator can act on (Envoy's tls_inspector counted
+ * them apart, as `connection_closed`).
+ */
+const QUIET: ReadonlySet<TlsRefusalReason> = new Set(['client-closed']);
 
 /** At most one warning per entry point and reason per this period: a scanner or a misconfigured client fleet must not flood the log. */
 export const TLS_REFUSAL_WARN_EVERY_MS = 60_000;
@@ -19,6 +27,7 @@ const WHAT: Readonly<Record<TlsRefusalReason, string>> = {
   timeout: 'a TLS handshake not finished in time',
   handshake: 'a failed TLS handshake',
   'no-service': 'a server name (or none: no SNI, or not TLS) that matches no sni entry, and no service to fall back on',
+  'client-closed': 'the client closed or reset the connection before its ClientHello was whole',
 };
 
 /**
@@ -44,12 +53,12 @@ export type RefusedPeer = Pick<Socket, 'remoteAddress'> & { readonly serverName?
 /**
  * Counts a connection a TLS entry point refused before any request, logs it at debug, and warns
  * at most once per entry point and reason every `TLS_REFUSAL_WARN_EVERY_MS` (the first refusal of
- * a kind says what is wrong; the counter says how often). None reaches the access log: no request was read.
+ * a kind says what is wrong; the counter says how often), except the `QUIET` reasons. None reaches the access log: no request was read.
  */
 export function recordTlsRefusal(log: Logger, entryPoint: string, reason: TlsRefusalReason, code: string | undefined, peer: RefusedPeer, now = Date.now()): void {
   tlsHandshakeFailuresTotal.inc({ entry_point: entryPoint, reason });
   const fields = { entryPoint, reason, code, remoteAddress: peer.remoteAddress, ...(peer.serverName === undefined ? {} : { serverName: peer.serverName }) };
-  if (!warned.allow(`${entryPoint} ${reason}`, now)) return void log.debug(fields, 'TLS connection refused');
+  if (QUIET.has(reason) || !warned.allow(`${entryPoint} ${reason}`, now)) return void log.debug(fields, 'TLS connection refused');
   log.warn(
     { ...fields, everyMs: TLS_REFUSAL_WARN_EVERY_MS },
     `entry point ${entryPoint} refused a connection: ${WHAT[reason]}${code ? ` (${code})` : ''}; counted in switchboard_tls_handshake_failures_total (warned at most once per reason every ${TLS_REFUSAL_WARN_EVERY_MS / 1000} s)`,

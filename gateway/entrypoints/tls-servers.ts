@@ -123,7 +123,7 @@ export function tlsServers(
       deadlines.start(socket, timeoutMs);
       // Its own timeout is the deadline's, set after it: the deadline fires first and counts the connection.
       void peekSocket(socket, timeoutMs, plainText ? firstBytesJudge() : serverNameReader()).then((verdict) => {
-        if (!verdict) return;
+        if (!verdict) return deadlines.noHello(socket);
         if (verdict === 'plain') {
           deadlines.settle(socket);
           recordTlsRefusal(log, config.name, 'plain-http', undefined, socket);

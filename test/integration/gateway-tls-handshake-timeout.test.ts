@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptsConnections, clientHello, makeCertificate, makeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { acceptsConnections, clientHello, logOf, makeCertificate, makeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 import { adminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
@@ -41,11 +41,12 @@ entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   secure: { listen: "127.0.0.1:{{port:secure}}", protocol: https, tls: ${tls} }
   terminated: { listen: "127.0.0.1:{{port:terminated}}", protocol: tcp, service: db, tls: ${tls} }
+  passed: { listen: "127.0.0.1:{{port:passed}}", protocol: tcp, service: db, passthrough: true }
 services:
   db: { instances: [127.0.0.1:1] }
 routes: []
 `);
-    await waitFor(async () => (await acceptsConnections(gateway.ports.secure!)) && acceptsConnections(gateway.ports.terminated!), { timeoutMs: 10_000, message: 'the TLS entry points to listen' });
+    await waitFor(async () => (await acceptsConnections(gateway.ports.secure!)) && (await acceptsConnections(gateway.ports.terminated!)) && acceptsConnections(gateway.ports.passed!), { timeoutMs: 10_000, message: 'the TLS entry points to listen' });
   });
 
   afterAll(async () => {
@@ -74,6 +75,32 @@ routes: []
       // The two that never sent a whole ClientHello went uncounted; the late one is a timeout, not a failed handshake too.
       await waitFor(async () => (await refused('timeout')) === timeoutsBefore + 3, { timeoutMs: 5_000, message: 'three handshake timeouts counted' });
       expect(await refused('handshake')).toBe(failuresBefore);
+    },
+  );
+
+  it.each(['secure', 'terminated', 'passed'])(
+    'on %s: counts a client that closes or resets before its ClientHello is whole as client-closed, not as a timeout, and warns about none',
+    async (entryPoint) => {
+      const port = gateway.ports[entryPoint]!;
+      const admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
+      const refused = async (reason: string) => sampleValue(await admin.metrics(), 'switchboard_tls_handshake_failures_total', { entry_point: entryPoint, reason }) ?? 0;
+      const [closedBefore, timeoutsBefore] = [await refused('client-closed'), await refused('timeout')];
+      const hello = await clientHello('gw.test');
+      // As port scanners and L4 load balancers' health checks do: a FIN, a reset, each before any byte; and a FIN after part of a ClientHello.
+      const probe = (bytes: Buffer, end: (socket: ReturnType<typeof connect>) => void) =>
+        new Promise<void>((resolve) => {
+          const socket = connect({ host: '127.0.0.1', port }, () => {
+            if (bytes.length > 0) socket.write(bytes);
+            end(socket);
+          });
+          socket.on('error', () => undefined);
+          socket.resume();
+          socket.once('close', () => resolve());
+        });
+      await Promise.all([probe(Buffer.alloc(0), (socket) => socket.end()), probe(Buffer.alloc(0), (socket) => socket.resetAndDestroy()), probe(hello.subarray(0, 20), (socket) => socket.end())]);
+      await waitFor(async () => (await refused('client-closed')) === closedBefore + 3, { timeoutMs: 5_000, message: 'three client-closed counted' });
+      expect(await refused('timeout')).toBe(timeoutsBefore);
+      expect(await logOf(gateway.process)).not.toContain('before its ClientHello was whole');
     },
   );
 });
