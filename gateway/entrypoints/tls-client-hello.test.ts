@@ -1,6 +1,6 @@
 import { createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readServerName, serverNameReader } from './tls-client-hello.ts';
+import { MAX_HELD_BYTES, readServerName, serverNameReader } from './tls-client-hello.ts';
 
 /** The first bytes a real Node TLS client sends (its ClientHello), captured by a plain TCP server. */
 async function clientHello(servername: string | undefined): Promise<Buffer> {
@@ -104,6 +104,18 @@ describe('readServerName', () => {
     const message = hello.subarray(5, 5 + hello.readUInt16BE(3));
     const records = Buffer.concat([...message].map((byte) => Buffer.from([0x16, 3, 1, 0, 1, byte])));
     expect(readServerName(records)).toEqual({ serverName: 'a.example.com' });
+  });
+
+  it(`says too-large once more than ${MAX_HELD_BYTES} bytes were read without a whole ClientHello`, () => {
+    // A ClientHello of 16 KB, one byte a record: 96 KiB before its end.
+    const body = Buffer.alloc(16_384);
+    body[0] = 0x01;
+    body.writeUIntBE(16_384 - 4, 1, 3);
+    const records = Buffer.concat([...body].map((byte) => Buffer.from([0x16, 3, 1, 0, 1, byte])));
+    const reader = serverNameReader();
+    for (let length = 0; length <= MAX_HELD_BYTES; length += 1_000) expect(reader(records.subarray(0, length))).toBeUndefined();
+    expect(reader(records.subarray(0, MAX_HELD_BYTES))).toBeUndefined();
+    expect(reader(records.subarray(0, MAX_HELD_BYTES + 1))).toBe('too-large');
   });
 
   it('says none for a ClientHello longer than 16 KB as soon as its header has arrived', () => {

@@ -1,8 +1,11 @@
 /** TLS record payloads are at most 2^14 bytes (RFC 8446 §5.1); a little slack for older encodings. */
 const MAX_RECORD_LENGTH = 16_384 + 2_048;
 
-/** What the ClientHello of a connection says about SNI: the name, or `none` (no SNI, or not a ClientHello we can read). */
-export type ServerNameVerdict = { readonly serverName: string } | 'none';
+/**
+ * What the ClientHello of a connection says about SNI: the name, `none` (no SNI, or not a ClientHello
+ * we can read), or `too-large` (more than `MAX_HELD_BYTES` read and the ClientHello still not whole).
+ */
+export type ServerNameVerdict = { readonly serverName: string } | 'none' | 'too-large';
 
 /**
  * A ClientHello larger than this (with its 4-byte header) is not read for SNI (`none`). Real ones,
@@ -12,9 +15,18 @@ export type ServerNameVerdict = { readonly serverName: string } | 'none';
 const MAX_HELLO_LENGTH = 16_384;
 
 /**
+ * The most bytes of a connection read before the ClientHello's verdict: a ClientHello of
+ * `MAX_HELLO_LENGTH` in one or two records takes 10 bytes more, and the slack leaves room for a
+ * record of `MAX_RECORD_LENGTH`, or the headers of some 800 records. Without it a client that sent its ClientHello one byte a record (5
+ * bytes of header each) had the gateway hold 96 KiB per connection before any verdict. Envoy's
+ * tls_inspector caps the same wait (`max_client_hello_size`, 64 KiB).
+ */
+export const MAX_HELD_BYTES = MAX_HELLO_LENGTH + 4_096;
+
+/**
  * For `peekSocket` on a TLS port, one per connection: the SNI host name of the ClientHello
  * (RFC 8446 §4.1.2, RFC 6066 §3), `none` when it has none (or is not a ClientHello we can read:
- * OpenSSL will refuse it), undefined until the whole ClientHello has arrived. A ClientHello may
+ * OpenSSL will refuse it), undefined until the whole ClientHello has arrived (`too-large` past `MAX_HELD_BYTES`). A ClientHello may
  * span several records (RFC 8446 §5.1: clients and middleboxes fragment it, even inside its
  * 4-byte header); their handshake bytes are joined before reading. Each call is given the bytes
  * of the call before and more, and resumes at the first record it has not taken, so a ClientHello
@@ -28,12 +40,12 @@ export function serverNameReader(): (data: Buffer) => ServerNameVerdict | undefi
   let helloEnd = -1;
   return (data) => {
     while (helloEnd === -1 || gathered < helloEnd) {
-      if (data.length < at + 5) return undefined;
+      if (data.length < at + 5) return data.length > MAX_HELD_BYTES ? 'too-large' : undefined;
       if (data[at] !== 0x16 /* handshake */) return 'none';
       const length = data.readUInt16BE(at + 3);
       // RFC 8446 §5.1: handshake records are never empty.
       if (length === 0 || length > MAX_RECORD_LENGTH) return 'none';
-      if (data.length < at + 5 + length) return undefined;
+      if (data.length < at + 5 + length) return data.length > MAX_HELD_BYTES ? 'too-large' : undefined;
       if (spans.length === 0 && data[at + 5] !== 0x01 /* client_hello */) return 'none';
       spans.push(at + 5, at + 5 + length);
       gathered += length;

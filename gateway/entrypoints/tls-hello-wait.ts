@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../../src/logger.ts';
 import { serverNameReader, type ServerNameVerdict } from './tls-client-hello.ts';
-import { recordTlsRefusal } from './tls-refusals.ts';
+import { recordTlsRefusal, type TlsRefusalReason } from './tls-refusals.ts';
 
 /** What the first bytes of a connection to a TLS port are: what its ClientHello says of SNI, or `plain` (no TLS at all). */
 export type FirstBytesVerdict = ServerNameVerdict | 'plain';
@@ -59,6 +59,13 @@ export class HandshakeDeadlines {
   noHello(socket: Socket): void {
     if (this.wasCut(socket) || !(socket.readableEnded || socket.errored)) return;
     recordTlsRefusal(this.log, this.entryPoint, 'client-closed', (socket.errored as (Error & { code?: string }) | null)?.code, socket);
+  }
+
+  /** Ends the wait of `socket` for its ClientHello with a refusal: counted and warned about as `reason`, and closed. */
+  refuse(socket: Socket, reason: TlsRefusalReason): void {
+    this.settle(socket);
+    recordTlsRefusal(this.log, this.entryPoint, reason, undefined, socket);
+    socket.destroy();
   }
 
   /** Whether the deadline cut `socket` (what fails on it afterwards is that cut, already counted). */

@@ -21,6 +21,7 @@ export function passthroughReader(entryPoint: string, timeoutMs: number, log: Lo
     // Its own timeout is the deadline's, set after it: the deadline fires first and counts the connection.
     void peekSocket(socket, timeoutMs, firstBytesJudge()).then((verdict) => {
       if (verdict === undefined) return deadlines.noHello(socket);
+      if (verdict === 'too-large') return deadlines.refuse(socket, 'client-hello-too-large');
       deadlines.settle(socket);
       accepted(socket, typeof verdict === 'object' ? verdict.serverName : undefined);
     });

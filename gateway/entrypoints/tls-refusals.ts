@@ -3,9 +3,10 @@ import type { TLSSocket } from 'node:tls';
 import { LogRateLimit } from '../../src/log-rate-limit.ts';
 import type { Logger } from '../../src/logger.ts';
 import { tlsHandshakeFailuresTotal } from '../telemetry/index.ts';
+import { MAX_HELD_BYTES } from './tls-client-hello.ts';
 
 /** Why a connection to a TLS entry point was refused before any request (the `reason` of `switchboard_tls_handshake_failures_total`). */
-export type TlsRefusalReason = 'plain-http' | 'client-certificate' | 'timeout' | 'handshake' | 'no-service' | 'client-closed';
+export type TlsRefusalReason = 'plain-http' | 'client-certificate' | 'timeout' | 'handshake' | 'no-service' | 'client-closed' | 'client-hello-too-large';
 
 /**
  * Reasons counted and logged at debug only, never warned: a client that closes or resets its
@@ -28,6 +29,7 @@ const WHAT: Readonly<Record<TlsRefusalReason, string>> = {
   handshake: 'a failed TLS handshake',
   'no-service': 'a server name (or none: no SNI, or not TLS) that matches no sni entry, and no service to fall back on',
   'client-closed': 'the client closed or reset the connection before its ClientHello was whole',
+  'client-hello-too-large': `a ClientHello still not whole after ${MAX_HELD_BYTES / 1024} KiB read (sent in tiny records)`,
 };
 
 /**

@@ -124,6 +124,7 @@ export function tlsServers(
       // Its own timeout is the deadline's, set after it: the deadline fires first and counts the connection.
       void peekSocket(socket, timeoutMs, plainText ? firstBytesJudge() : serverNameReader()).then((verdict) => {
         if (!verdict) return deadlines.noHello(socket);
+        if (verdict === 'too-large') return deadlines.refuse(socket, 'client-hello-too-large');
         if (verdict === 'plain') {
           deadlines.settle(socket);
           recordTlsRefusal(log, config.name, 'plain-http', undefined, socket);

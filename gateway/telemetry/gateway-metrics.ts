@@ -34,7 +34,7 @@ export const tlsReloadsTotal = new Counter({
  */
 export const tlsHandshakeFailuresTotal = new Counter({
   name: 'switchboard_tls_handshake_failures_total',
-  help: 'Connections to a TLS entry point refused before any request, by entry point and reason (plain-http, client-certificate, timeout, handshake, no-service, client-closed).',
+  help: 'Connections to a TLS entry point refused before any request, by entry point and reason (plain-http, client-certificate, timeout, handshake, no-service, client-closed, client-hello-too-large).',
   labelNames: ['entry_point', 'reason'] as const,
   registers: [metricsRegistry],
 });

@@ -103,4 +103,29 @@ routes: []
       expect(await logOf(gateway.process)).not.toContain('before its ClientHello was whole');
     },
   );
+
+  it.each(['secure', 'terminated', 'passed'])(
+    'on %s: refuses a ClientHello sent one byte a record once 20 KiB of it were read, counted as client-hello-too-large, instead of holding 96 KiB',
+    async (entryPoint) => {
+      const port = gateway.ports[entryPoint]!;
+      const admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
+      const refused = async (reason: string) => sampleValue(await admin.metrics(), 'switchboard_tls_handshake_failures_total', { entry_point: entryPoint, reason }) ?? 0;
+      const before = await refused('client-hello-too-large');
+      // A ClientHello that claims 16 KB, each of its bytes a record of its own: 24 KiB sent, and the connection left open.
+      const body = Buffer.alloc(4_096);
+      body[0] = 0x01;
+      body.writeUIntBE(16_384 - 4, 1, 3);
+      const records = Buffer.concat([...body].map((byte) => Buffer.from([0x16, 3, 1, 0, 1, byte])));
+      const startedAt = performance.now();
+      const closedAfterMs = await new Promise<number>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port }, () => socket.write(records));
+        socket.on('error', () => undefined);
+        socket.resume();
+        socket.once('close', () => resolve(performance.now() - startedAt));
+      });
+      // Closed at once, not at the deadline.
+      expect(closedAfterMs).toBeLessThan(HEADERS_TIMEOUT_MS / 2);
+      await waitFor(async () => (await refused('client-hello-too-large')) === before + 1, { timeoutMs: 5_000, message: 'one client-hello-too-large counted' });
+    },
+  );
 });
