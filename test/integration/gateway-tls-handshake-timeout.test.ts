@@ -41,7 +41,8 @@ entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   secure: { listen: "127.0.0.1:{{port:secure}}", protocol: https, tls: ${tls} }
   terminated: { listen: "127.0.0.1:{{port:terminated}}", protocol: tcp, service: db, tls: ${tls} }
-  passed: { listen: "127.0.0.1:{{port:passed}}", protocol: tcp, service: db, passthrough: true }
+  # With an sni table: without one a passthrough entry point hands each connection on at once, reading no ClientHello.
+  passed: { listen: "127.0.0.1:{{port:passed}}", protocol: tcp, service: db, passthrough: true, sni: { other.test: db } }
 services:
   db: { instances: [127.0.0.1:1] }
 routes: []
