@@ -177,6 +177,7 @@ describe('parseConfig errors', () => {
     ['routes:\n  - { name: a, service: a }\n  - { name: a, service: b }', 'routes.1.name (line 3): route name "a" is already used by routes.0'],
     ['forwarding: { trustedProxies: [10.0.0.0/33] }', 'forwarding.trustedProxies.0 (line 1): expected an IP address, a CIDR'],
     ['limits: { headersTimeout: 10m, requestTimeout: 1m }', 'limits.headersTimeout (line 1): must not exceed limits.requestTimeout'],
+    ['limits: { headersTimeout: 0 }', 'limits.headersTimeout (line 1): must be above 0: it also bounds the TLS handshake'],
     ['Listen: 8080', 'Listen (line 1): unknown field "Listen" (did you mean "listen"?)'],
     ['balancer: random', 'balancer (line 1): unknown field "balancer" (it belongs in another section)'],
     ['- 1', '(root) (line 1): expected object, received array'],

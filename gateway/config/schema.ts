@@ -157,7 +157,8 @@ export const configSchema = section({
   paths: section({ mergeSlashes: z.boolean().optional(), escapedSlashes: z.enum(['keep', 'reject']).optional() }).optional(),
   limits: section({
     maxHeaderSize: byteSize.optional(),
-    headersTimeout: duration.optional(),
+    // Also the deadline of a connection's first bytes and TLS handshake: 0 would close every https, tcp+tls, passthrough and h2c connection at its accept.
+    headersTimeout: duration.refine((ms) => ms > 0, 'must be above 0: it also bounds the TLS handshake and the wait for a connection\'s first bytes, which 0 would cut at the accept').optional(),
     requestTimeout: duration.optional(),
     keepAliveTimeout: duration.optional(),
   }).optional(),
