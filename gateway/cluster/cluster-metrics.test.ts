@@ -126,6 +126,28 @@ describe('RetiredWorkerMetrics', () => {
     expect(sampleValue(await scrape([answer(1, await workerMetrics(12, 1))]), 'requests_total', { status: '2xx' })).toBe(43);
   });
 
+  it('counts a worker silent for several scrapes and then replaced once, beside a replacement that has not answered yet and then does', async () => {
+    const retired = new RetiredWorkerMetrics();
+    const answer = (slot: number, metrics: ProcessMetrics) => {
+      retired.answered(slot, metrics);
+      return { slot, generation: retired.generation(slot), metrics };
+    };
+    const totals = async (answers: Parameters<RetiredWorkerMetrics['scrape']>[0]) => {
+      const samples = parsePrometheusText(await aggregateMetrics(retired.scrape(answers)));
+      return [sampleValue(samples, 'requests_total', { status: '2xx' }), sampleValue(samples, 'duration_seconds_bucket', { le: '0.1' })];
+    };
+    expect(await totals([answer(0, await workerMetrics(30, 4)), answer(1, await workerMetrics(10, 1))])).toEqual([40, 40]);
+    // Slot 0's worker stops answering for three scrapes, then the watchdog kills it.
+    for (const served of [11, 12, 13]) expect(await totals([answer(1, await workerMetrics(served, 1))])).toEqual([30 + served, 30 + served]);
+    retired.exited(0);
+    // Its replacement, not asked yet (still loading), or asked and too slow: its predecessor once, itself not yet.
+    expect(await totals([answer(1, await workerMetrics(13, 1))])).toEqual([43, 43]);
+    expect(await totals([answer(1, await workerMetrics(14, 1))])).toEqual([44, 44]);
+    expect(await totals([answer(0, await workerMetrics(2, 0)), answer(1, await workerMetrics(14, 1))])).toEqual([46, 46]);
+    // It then misses one: its own last answer, beside its predecessor's.
+    expect(await totals([answer(1, await workerMetrics(15, 1))])).toEqual([47, 47]);
+  });
+
   it('drops the series of a forgotten service from the exited workers and from the answers kept for an exit', async () => {
     const retired = new RetiredWorkerMetrics();
     const byService = async (counts: Record<string, number>): Promise<ProcessMetrics> => {
