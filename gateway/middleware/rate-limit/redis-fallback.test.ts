@@ -122,7 +122,7 @@ describe('RedisFallbackLimiter', () => {
     connection.closed = true;
     await vi.advanceTimersByTimeAsync(200);
     expect(changes.map((change) => change.type)).toEqual(['rate-limit-fallback', 'rate-limit-recovered']);
-    expect(log.info).toHaveBeenCalledWith(expect.objectContaining({ middleware: 'moved-during-outage' }), expect.stringContaining('another redis'));
+    expect(log.info).toHaveBeenCalledWith(expect.objectContaining({ middleware: 'moved-during-outage' }), expect.stringContaining('replaced the limit\'s redis connection'));
     expect([old.fallingBack, successor.fallingBack]).toEqual([false, false]);
   });
 

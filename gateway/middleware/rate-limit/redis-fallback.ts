@@ -203,7 +203,7 @@ export class RedisFallbackLimiter implements Limiter {
     } else {
       for (const other of others) if (other.options.retired?.()) other.covered = true;
     }
-    this.options.log.info({ middleware: name, downMs }, how === 'answered' ? 'rate limit: redis answers again; shared counting resumed' : 'rate limit: a reload moved the limit to another redis; shared counting resumed there');
+    this.options.log.info({ middleware: name, downMs }, how === 'answered' ? 'rate limit: redis answers again; shared counting resumed' : 'rate limit: a reload replaced the limit\'s redis connection and closed this one; the limit in use counts on its own connection from now on');
     this.options.report({ type: 'rate-limit-recovered', data: { middleware: name, downMs, worker } });
   }
 
