@@ -47,7 +47,7 @@ describe('/ready of a gateway that reads a config store', () => {
     control = await startControlPlane(parseConfig('/etc/sb/gateway.yaml', FILE), { admin: { ready: SERVING } });
     expect(await readiness(control)).toEqual({ status: 503, body: { ready: false, reason: 'no configuration read from the config store (etcd) is in force yet: the gateway serves the configuration file alone' } });
 
-    const status = { url: STORE_URL, revision: '41', source: 'snapshot' as const, applied: new Date().toISOString(), refused: [] };
+    const status = { url: STORE_URL, revision: '41', source: 'snapshot' as const, applied: new Date().toISOString(), refused: [], ignored: [] };
     configStoreState.update(status);
     control.apply(parseConfig('/etc/sb/gateway.yaml', FILE.replace('path: /', 'path: /snapshot')));
     expect((await readiness(control)).body.reason).toBe("no configuration read from the config store (etcd) is in force yet: the gateway serves the file with the store's last-known-good snapshot (revision 41)");

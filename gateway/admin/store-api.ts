@@ -6,7 +6,7 @@ import { REDACTED, redactionMarkers, redactSecrets } from '../config/redaction.t
 import { isStoreKind, StoreValueError, type StoreKind, type StoreLocation } from '../config-store/store-layout.ts';
 import { openStoreWriter } from '../config-store/store-writer-open.ts';
 import type { ConfigDocument } from '../config-store/store-objects.ts';
-import { configStoreState } from '../config-store/store-status.ts';
+import { configStoreState, type StoreStatus } from '../config-store/store-status.ts';
 import { sameValue } from '../config-store/store-writer-diff.ts';
 import { checkStoreObjectBeside, describeObjectIssues, type ObjectCheck } from '../config-store/store-writer-validate.ts';
 import { StoreAuthenticationError, StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
@@ -60,6 +60,8 @@ export interface StoreApiOptions {
    * the one the config store reader last read by default. Undefined: only the object's own schema.
    */
   readonly fileDocument?: () => ConfigDocument | undefined;
+  /** What the store's reader last made of it (objects refused, keys ignored); `configStoreState`'s by default. */
+  readonly readerStatus?: () => StoreStatus | undefined;
   /** The writer of a store; `openStoreWriter` by default (tests pass fakes). */
   readonly openWriter?: (location: StoreLocation & { readonly timeoutMs?: number }) => Promise<StoreWriter>;
 }
@@ -94,7 +96,9 @@ export class StoreApi {
       const writer = await this.writerFor(location);
       if (place.kind === 'store') {
         const listing = await writer.list();
-        return { status: 200, body: { store: redactSecrets(location.url), ...listing, objects: listing.objects.map((object) => ({ ...object, value: redactSecrets(object.value) })) } };
+        const reader = (this.options.readerStatus ?? (() => configStoreState.current()))();
+        const objects = listing.objects.map((object) => ({ ...object, value: redactSecrets(object.value) }));
+        return { status: 200, body: { store: redactSecrets(location.url), ...listing, objects, ignored: reader?.ignored ?? [] } };
       }
       if (method === 'GET') return await this.read(writer, place.kind, place.name);
       if (method === 'DELETE') return await this.remove(request, writer, place.kind, place.name);

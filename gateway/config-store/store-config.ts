@@ -3,11 +3,11 @@ import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { FilesFolderWatch } from '../../src/folder-watch-files.ts';
 import { GatewayConfigError, parseConfig, watchConfig, type ConfigResult, type ConfigStoreSettings } from '../config/index.ts';
-import { isNamedKind, isStoreKind, objectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
+import { ignoredKeyReason, isNamedKind, isStoreKind, objectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
 import { listingDigest } from './store-digest.ts';
 import { LastGoodObjects } from './store-last-good.ts';
 import { mergeStoreDocument } from './store-merge.ts';
-import { configPropagationSeconds, configStoreRefusedObjects, configStoreRevision } from './store-metrics.ts';
+import { configPropagationSeconds, configStoreIgnoredKeys, configStoreRefusedObjects, configStoreRevision } from './store-metrics.ts';
 import { fileDocumentOf, validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal, type ValidationCache } from './store-objects.ts';
 import { defaultSnapshotPath, readStoreSnapshot, writeStoreSnapshot } from './store-snapshot-file.ts';
 import { filesFingerprint, filesNamedBy, filesOfRefusal } from '../config/named-files.ts';
@@ -130,7 +130,8 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
           else log.info({ key, revision: current.revision }, 'refused config store object taken: a file it names has changed since its refusal');
         }
       }
-      const status = { url: settings.url, revision: listing ? current.revision : null, source: listing?.origin ?? ('none' as const), applied: new Date().toISOString(), refused: merged.refused };
+      const ignored = (current.ignored ?? []).map((key) => ({ key, reason: ignoredKeyReason(settings!.root, key) ?? 'neither an object nor a peer' }));
+      const status = { url: settings.url, revision: listing ? current.revision : null, source: listing?.origin ?? ('none' as const), applied: new Date().toISOString(), refused: merged.refused, ignored };
       if (!merged.ok && !emitted) {
         // At start there is no running configuration to keep: serve the file (valid on its own) rather than exit.
         log.error({ revision: current.revision, reason: merged.error.message }, 'the configuration merged with the config store was refused; starting from the file alone');
@@ -143,10 +144,15 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
         emit({ ok: false, error: merged.error });
         return;
       }
-      const known = new Set((configStoreState.current()?.refused ?? []).map((entry) => `${entry.key}\n${entry.reason}`));
+      const previous = configStoreState.current();
+      const known = new Set((previous?.refused ?? []).map((entry) => `${entry.key}\n${entry.reason}`));
       for (const entry of merged.refused) if (!known.has(`${entry.key}\n${entry.reason}`)) log.warn({ key: entry.key, reason: entry.reason }, 'config store object refused; the rest applies');
+      // Once per key while it stays: a listing comes with every change of the store.
+      const ignoredBefore = new Set((previous?.ignored ?? []).map((entry) => entry.key));
+      for (const entry of ignored) if (!ignoredBefore.has(entry.key)) log.warn({ key: entry.key, reason: entry.reason }, 'config store key ignored: it is neither an object nor a peer');
       configStoreState.update(status);
       for (const kind of STORE_KINDS) configStoreRefusedObjects.set({ kind }, merged.refused.filter((entry) => entry.kind === kind).length);
+      configStoreIgnoredKeys.set(ignored.length);
       const shared = listing?.origin === 'store';
       if (shared) configStoreState.markShared(merged.config);
       // A listing that changes nothing in force (a refused write, whose refusal is logged above) is not applied again:

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeObject, objectKey, parseObjectKey, parseStoreUrl, peerKey, storeIdentity } from './store-layout.ts';
+import { decodeObject, ignoredKeyReason, objectKey, parseObjectKey, parseStoreUrl, peerKey, storeIdentity } from './store-layout.ts';
 
 describe('store layout', () => {
   it('parses etcd and ZooKeeper store URLs with and without a root', () => {
@@ -30,6 +30,18 @@ describe('store layout', () => {
     expect(parseObjectKey('/sb', peerKey('/sb', 'gw-1'))).toBeUndefined();
     expect(parseObjectKey('/sb', '/sb/routes/a/b')).toBeUndefined();
     expect(parseObjectKey('/sb', '/sbx/routes/a')).toBeUndefined();
+  });
+
+  it.each([
+    ['/sb/route/x', '"route" is not a kind of object (services, middlewares, consumers, certificates, routes): did you mean "routes"?'],
+    ['/sb/things/x', '"things" is not a kind of object (services, middlewares, consumers, certificates, routes)'],
+    ['/sb/routes', "a kind's own key holds no object: an object's key is /sb/routes/<name>"],
+    ['/sb/routes/a/b', "below /sb/routes/a: an object's key is /sb/routes/<name>, nothing after the name"],
+    ['/sb/routes/a', undefined],
+    ['/sb/peers/gw-1', undefined],
+    ['/sbx/route/x', undefined],
+  ])('says why the key %s is ignored: %s', (key, reason) => {
+    expect(ignoredKeyReason('/sb', key)).toBe(reason);
   });
 
   it('names the key when a value is not JSON', () => {

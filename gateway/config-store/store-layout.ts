@@ -1,3 +1,4 @@
+import { closestName } from '../../src/closest-name.ts';
 import { SwitchboardError } from '../../src/errors.ts';
 import type { ConnectionCredentials } from '../../src/connection-credentials.ts';
 import type { ZooKeeperReadAccess } from '../../src/zookeeper/zookeeper-writes.ts';
@@ -139,6 +140,23 @@ export function parseObjectKey(root: string, key: string): { kind: StoreKind; na
   const [kind, name, ...rest] = key.slice(root.length + 1).split('/');
   if (rest.length > 0 || name === undefined || !(STORE_KINDS as readonly string[]).includes(kind!)) return undefined;
   return { kind: kind as StoreKind, name };
+}
+
+/**
+ * Why the gateway ignores a key below `root` that is neither an object (`<root>/<kind>/<name>`) nor
+ * a peer (`<root>/peers/…`): a typo written around the API (`<root>/route/x`, `<root>/routes`,
+ * `<root>/routes/a/b`); undefined for an object, a peer, or a key outside the root.
+ */
+export function ignoredKeyReason(root: string, key: string): string | undefined {
+  if (!key.startsWith(`${root}/`) || parseObjectKey(root, key)) return undefined;
+  const [first = '', second] = key.slice(root.length + 1).split('/');
+  if (first === PEERS_DIR) return undefined;
+  if (isStoreKind(first)) {
+    if (second === undefined) return `a kind's own key holds no object: an object's key is ${root}/${first}/<name>`;
+    return `below ${root}/${first}/${second}: an object's key is ${root}/${first}/<name>, nothing after the name`;
+  }
+  const meant = closestName(first, [...STORE_KINDS, PEERS_DIR]);
+  return `"${first}" is not a kind of object (${STORE_KINDS.join(', ')})${meant === undefined ? '' : `: did you mean "${meant}"?`}`;
 }
 
 /** Whether `kind` names a store kind (for URL segments such as `/api/routes/{id}`). */

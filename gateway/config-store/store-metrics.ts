@@ -9,6 +9,13 @@ export const configStoreRefusedObjects = new Gauge({
   registers: [metricsRegistry],
 });
 
+/** Keys under the store's root that are neither objects nor peers, in the latest listing (0 once removed). */
+export const configStoreIgnoredKeys = new Gauge({
+  name: 'switchboard_config_store_ignored_keys',
+  help: 'Keys under the config store root that are neither objects (<root>/<kind>/<name>) nor peers, ignored, in the latest listing.',
+  registers: [metricsRegistry],
+});
+
 /** The revision of the store listing in force (etcd revision or ZooKeeper zxid). */
 export const configStoreRevision = new Gauge({
   name: 'switchboard_config_store_revision',

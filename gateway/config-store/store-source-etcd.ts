@@ -8,7 +8,7 @@ import { errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { OutageLog } from '../../src/outage-log.ts';
 import { configStoreResyncsTotal } from './store-metrics.ts';
-import { parseObjectKey, type StoreLocation } from './store-layout.ts';
+import { ignoredKeyReason, parseObjectKey, type StoreLocation } from './store-layout.ts';
 import type { StoreListing, StoreSource, StoreSourceOptions } from './store-source.ts';
 
 /**
@@ -24,6 +24,8 @@ export class EtcdStoreSource implements StoreSource {
   readonly reason$ = this.reasons.asObservable();
   private reason: string | null = null;
   private readonly entries = new Map<string, string>();
+  /** Keys neither objects nor peers (`ignoredKeyReason`): listed so the gateway can say why they do nothing. */
+  private readonly ignored = new Set<string>();
   private readonly log: Logger;
   private readonly outage: OutageLog;
   private session: EtcdSession | undefined;
@@ -89,29 +91,34 @@ export class EtcdStoreSource implements StoreSource {
   private onListed(listing: PrefixListing): void {
     this.outage.recovered({ revision: listing.revision });
     this.entries.clear();
-    for (const kv of listing.kvs) this.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
+    this.ignored.clear();
+    for (const kv of listing.kvs) this.take(kv.key.toString('utf8'), kv.value.toString('utf8'));
     this.emit(listing.revision);
   }
 
   private onWatchResponse(response: IWatchResponse): void {
     let touched = false;
     for (const event of response.events) {
-      const key = event.kv.key.toString('utf8');
-      if (!parseObjectKey(this.location.root, key)) continue;
-      touched = true;
-      if (event.type === 'Put') this.set(key, event.kv.value.toString('utf8'));
-      else this.entries.delete(key);
+      // Peers' keys change with every revision a gateway applies: no listing for them.
+      touched = this.take(event.kv.key.toString('utf8'), event.type === 'Put' ? event.kv.value.toString('utf8') : undefined) || touched;
     }
     if (touched) this.emit(response.header.revision);
   }
 
-  private set(key: string, value: string): void {
-    if (parseObjectKey(this.location.root, key)) this.entries.set(key, value);
+  /** Records a key's value (undefined: deleted); whether the key is an object or an ignored key, which a listing shows. */
+  private take(key: string, value: string | undefined): boolean {
+    const { root } = this.location;
+    const kept = parseObjectKey(root, key) ? this.entries : ignoredKeyReason(root, key) !== undefined ? this.ignored : undefined;
+    if (!kept) return false;
+    if (value === undefined) kept.delete(key);
+    else if (kept === this.entries) this.entries.set(key, value);
+    else this.ignored.add(key);
+    return true;
   }
 
   private emit(revision: string): void {
     this.setReason(null);
-    this.subject.next({ revision, entries: new Map(this.entries), receivedAt: Date.now() });
+    this.subject.next({ revision, entries: new Map(this.entries), ignored: [...this.ignored], receivedAt: Date.now() });
   }
 
   /** Sends `next` on `reason$` when it differs: a retry that fails the same way again is not news. */

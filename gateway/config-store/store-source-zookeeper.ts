@@ -5,7 +5,7 @@ import { errorMessage } from '../../src/errors.ts';
 import { componentLogger } from '../../src/logger.ts';
 import { isZooKeeperError, maxZxid, readerFor, ZooKeeperSessionSupervisor, type ZooKeeperSession, type ZooKeeperSessionState } from '../../src/zookeeper/index.ts';
 import { configStoreResyncsTotal } from './store-metrics.ts';
-import { isStoreKind, objectKey, zooKeeperStoreAuth, type StoreLocation } from './store-layout.ts';
+import { isStoreKind, objectKey, PEERS_DIR, zooKeeperStoreAuth, type StoreLocation } from './store-layout.ts';
 import type { StoreListing, StoreSource, StoreSourceOptions } from './store-source.ts';
 
 /** Quiet time gathering the per-kind publishes of one change (or of a whole re-list) into one listing. */
@@ -40,6 +40,8 @@ export class ZooKeeperStoreSource implements StoreSource {
   /** Why each node the tree last failed to read (NO_AUTH) is unread, by the path the tree names; `reason$` holds while any is. */
   private readonly unread = new Map<string, string>();
   private readonly byKind = new Map<string, ReadonlyMap<string, string>>();
+  /** The znodes below a child of the root that is no kind (`<root>/route/x`), by that child: ignored, and listed as such. */
+  private readonly ignoredByDir = new Map<string, readonly string[]>();
   private readonly log;
   private readonly subscriptions = new Subscription();
   private supervisor: ZooKeeperSessionSupervisor | undefined;
@@ -154,7 +156,14 @@ export class ZooKeeperStoreSource implements StoreSource {
   }
 
   private onPublish(kind: string, entries: readonly RawInstance[], revision: string): void {
-    if (!isStoreKind(kind)) return;
+    if (kind === PEERS_DIR) return;
+    if (!isStoreKind(kind)) {
+      const keys = entries.map((entry) => `${this.location.root}/${kind}/${entry.name}`);
+      if (keys.length === 0 && !this.ignoredByDir.has(kind)) return;
+      if (keys.length === 0) this.ignoredByDir.delete(kind);
+      else this.ignoredByDir.set(kind, keys);
+      return this.changed(revision);
+    }
     const values = new Map<string, string>();
     for (const entry of entries) {
       const data = entry.data;
@@ -162,6 +171,11 @@ export class ZooKeeperStoreSource implements StoreSource {
     }
     if (values.size === 0) this.byKind.delete(kind);
     else this.byKind.set(kind, values);
+    this.changed(revision);
+  }
+
+  /** Schedules a listing for a change at `revision`, once the change's publishes are gathered (`gatherDelayMs`). */
+  private changed(revision: string): void {
     this.revision = maxZxid(this.revision, revision);
     const firstChangeAt = (this.firstChangeAt ??= Date.now());
     if (!this.synced) return;
@@ -174,7 +188,7 @@ export class ZooKeeperStoreSource implements StoreSource {
     if (this.closing) return;
     const entries = new Map<string, string>();
     for (const values of this.byKind.values()) for (const [key, value] of values) entries.set(key, value);
-    this.subject.next({ revision: this.revision, entries, receivedAt: this.firstChangeAt ?? Date.now() });
+    this.subject.next({ revision: this.revision, entries, ignored: [...this.ignoredByDir.values()].flat(), receivedAt: this.firstChangeAt ?? Date.now() });
     this.firstChangeAt = undefined;
     this.setReason(this.unreadReason());
   }

@@ -9,6 +9,8 @@ export interface StoreListing {
   readonly revision: string;
   /** Object key (`<root>/<kind>/<name>`) → the value's UTF-8 text; peers and stray keys are left out. */
   readonly entries: ReadonlyMap<string, string>;
+  /** Keys under the root that are neither objects nor peers (`ignoredKeyReason`), which the gateway ignores; none when absent. */
+  readonly ignored?: readonly string[];
   /** `Date.now()` when the change that produced this listing reached the gateway (the watch event, or the listing's answer). */
   readonly receivedAt: number;
 }

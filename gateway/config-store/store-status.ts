@@ -17,6 +17,14 @@ export interface StoreStatus {
    */
   readonly reason: string | null;
   readonly refused: readonly StoreRefusal[];
+  /** Keys under the root that are neither objects nor peers (a typo written around the API), which the gateway ignores, with why. */
+  readonly ignored: readonly IgnoredStoreKey[];
+}
+
+/** A key under a store's root that the gateway ignores, and why (`ignoredKeyReason`). */
+export interface IgnoredStoreKey {
+  readonly key: string;
+  readonly reason: string;
 }
 
 /** A store object refused, as `/api/events` reports it (`config-store-refused`). */
