@@ -5,10 +5,11 @@ import { componentLogger } from '../../src/logger.ts';
 import { REDACTED, redactionMarkers, redactSecrets } from '../config/redaction.ts';
 import { isStoreKind, StoreValueError, type StoreKind, type StoreLocation } from '../config-store/store-layout.ts';
 import { openStoreWriter } from '../config-store/store-writer-open.ts';
-import type { ConfigDocument } from '../config-store/store-objects.ts';
-import { configStoreState, type StoreStatus } from '../config-store/store-status.ts';
+import type { ConfigDocument, StoreRefusal, ValidationCache } from '../config-store/store-objects.ts';
+import { configStoreState, type ComposedListing, type StoreStatus } from '../config-store/store-status.ts';
 import { sameValue } from '../config-store/store-writer-diff.ts';
 import { checkStoreObjectBeside, describeObjectIssues, type ObjectCheck } from '../config-store/store-writer-validate.ts';
+import { writeWarnings } from '../config-store/store-write-warnings.ts';
 import { StoreAuthenticationError, StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
 import type { ConfigWrite } from './event-types.ts';
 
@@ -62,6 +63,8 @@ export interface StoreApiOptions {
   readonly fileDocument?: () => ConfigDocument | undefined;
   /** What the store's reader last made of it (objects refused, keys ignored); `configStoreState`'s by default. */
   readonly readerStatus?: () => StoreStatus | undefined;
+  /** The listing the store's reader last composed, which a write's warnings are judged beside; `configStoreState`'s by default. */
+  readonly composed?: () => ComposedListing | undefined;
   /** The writer of a store; `openStoreWriter` by default (tests pass fakes). */
   readonly openWriter?: (location: StoreLocation & { readonly timeoutMs?: number }) => Promise<StoreWriter>;
 }
@@ -76,6 +79,8 @@ export interface StoreApiOptions {
 export class StoreApi {
   private writer: { url: string; writer: Promise<StoreWriter> } | undefined;
   private readonly log = componentLogger('config-store-writer');
+  /** Per-object validations of the warnings' merges, for the file document they were made beside. */
+  private readonly validations: { file: ConfigDocument | undefined; cache: ValidationCache } = { file: undefined, cache: new Map() };
 
   constructor(private readonly options: StoreApiOptions) {}
 
@@ -140,13 +145,33 @@ export class StoreApi {
         throw failure;
       });
       const unchanged = stored !== undefined && sameValue(stored.value, check.value);
-      return { status: 200, body: { kind, name, dryRun: true, unchanged, value: redactSecrets(check.value) } };
+      return { status: 200, body: { kind, name, dryRun: true, unchanged, value: redactSecrets(check.value), warnings: this.warnings(kind, name, check.value) } };
     }
     const conditions = await this.conditions(request, writer, kind, name);
     if ('status' in conditions) return conditions;
+    // Judged before the write: the reader may list the written value before the put answers.
+    const warnings = this.warnings(kind, name, check.value);
     const { revision, created } = await writer.put(kind, name, check.value, conditions);
     this.report(request, 'put', kind, name, revision);
-    return { status: created ? 201 : 200, body: { kind, name, revision, created, value: redactSecrets(check.value) }, headers: { etag: `"${revision}"` } };
+    return { status: created ? 201 : 200, body: { kind, name, revision, created, value: redactSecrets(check.value), warnings }, headers: { etag: `"${revision}"` } };
+  }
+
+  /**
+   * What the gateways will log about a valid write (`writeWarnings`), judged beside the listing the
+   * reader last composed; none before it composed one. Reasons name no secret (they are the log's).
+   */
+  private warnings(kind: StoreKind, name: string, value: unknown): StoreRefusal[] {
+    const composed = (this.options.composed ?? (() => configStoreState.lastComposed()))();
+    if (!composed) return [];
+    const file = this.fileDocument() ?? {};
+    if (this.validations.file !== file) this.validations.cache.clear();
+    this.validations.file = file;
+    const refused = (this.options.readerStatus ?? (() => configStoreState.current()))()?.refused ?? [];
+    return writeWarnings(composed, file, refused, kind, name, value, this.validations.cache);
+  }
+
+  private fileDocument(): ConfigDocument | undefined {
+    return (this.options.fileDocument ?? (() => configStoreState.fileDocument()))();
   }
 
   /**
@@ -155,8 +180,7 @@ export class StoreApi {
    * load and skip with a warning is refused here.
    */
   private check(kind: StoreKind, name: string, value: unknown): ObjectCheck {
-    const file = (this.options.fileDocument ?? (() => configStoreState.fileDocument()))() ?? {};
-    return checkStoreObjectBeside(file, kind, name, value);
+    return checkStoreObjectBeside(this.fileDocument() ?? {}, kind, name, value);
   }
 
   private async remove(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {

@@ -95,6 +95,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     const compose = (fresh: boolean, namedFileChanged = false) => {
       if (closed || !file || !settings) return;
       const current = listing?.value ?? { revision: '0', entries: new Map<string, string>(), receivedAt: Date.now() };
+      configStoreState.setComposed({ path, root: settings.root, listing: current });
       let merged = mergeWithStore(path, settings.root, file.document, current, validations);
       if (merged.ok && seed) seedLastGood(seed, current, merged.refused);
       // What is applied: the listing, with the last good value of each changed object now refused.

@@ -30,7 +30,7 @@ export class LastGoodObjects {
       const now = listing.entries.get(refusal.key);
       if (earlier === undefined || now === undefined || earlier === now) continue;
       entries.set(refusal.key, earlier);
-      kept.push({ ...refusal, reason: `${refusal.reason}; ${LAST_GOOD_KEPT}` });
+      kept.push({ ...refusal, reason: `${refusal.reason}; ${LAST_GOOD_KEPT}`, lastGoodInForce: true });
     }
     return kept.length === 0 ? undefined : { listing: { ...listing, entries }, kept };
   }

@@ -10,6 +10,8 @@ export interface StoreRefusal {
   readonly key: string;
   readonly kind: StoreKind;
   readonly reason: string;
+  /** Set when an earlier value of the object stays in force in its place (`LastGoodObjects`); absent when the object is left out. */
+  readonly lastGoodInForce?: true;
 }
 
 /** The valid objects of a listing, by kind and name, as the file would hold them (raw JSON, not yet resolved). */

@@ -1,6 +1,14 @@
 import { BehaviorSubject, ReplaySubject, Subject, type Observable } from 'rxjs';
 import type { ConfigStoreSettings } from '../config/index.ts';
 import type { ConfigDocument, StoreRefusal } from './store-objects.ts';
+import type { StoreListing } from './store-source.ts';
+
+/** The listing the reader last composed, with what it composed it beside: the configuration file's path and the store's root. */
+export interface ComposedListing {
+  readonly path: string;
+  readonly root: string;
+  readonly listing: StoreListing;
+}
 
 /** What `/api/config` shows of the config store: where, which revision is in force, from where, why it is not read now, and what was refused. */
 export interface StoreStatus {
@@ -52,6 +60,7 @@ class StoreState {
   private readonly refusedChanges = new Subject<StoreRefusedChange>();
   private reading: ConfigStoreSettings | undefined;
   private file: ConfigDocument | undefined;
+  private composed: ComposedListing | undefined;
   private reason: string | null = null;
   /** The configurations composed from a listing read from the store (not the snapshot, not the file alone), for `/ready`. */
   private readonly shared = new WeakSet<object>();
@@ -80,6 +89,16 @@ class StoreState {
   /** Records the file's document the reader now validates store objects against (on each file read). */
   setFileDocument(document: ConfigDocument): void {
     this.file = document;
+  }
+
+  /** The listing the reader last composed (a write's warnings are judged beside it); undefined before the first composition. */
+  lastComposed(): ComposedListing | undefined {
+    return this.composed;
+  }
+
+  /** Records the listing the reader composes now. */
+  setComposed(composed: ComposedListing): void {
+    this.composed = composed;
   }
 
   /** The latest status; undefined when the configuration has no `configStore`. */
