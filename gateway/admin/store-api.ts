@@ -10,6 +10,7 @@ import { configStoreState, type ComposedListing, type StoreStatus } from '../con
 import { sameValue } from '../config-store/store-writer-diff.ts';
 import { checkStoreObjectBeside, describeObjectIssues, type ObjectCheck } from '../config-store/store-writer-validate.ts';
 import { writeWarnings } from '../config-store/store-write-warnings.ts';
+import { markRefused } from '../config-store/store-listing-refusals.ts';
 import { StoreAuthenticationError, StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
 import type { ConfigWrite } from './event-types.ts';
 
@@ -101,9 +102,12 @@ export class StoreApi {
       const writer = await this.writerFor(location);
       if (place.kind === 'store') {
         const listing = await writer.list();
-        const reader = (this.options.readerStatus ?? (() => configStoreState.current()))();
-        const objects = listing.objects.map((object) => ({ ...object, value: redactSecrets(object.value) }));
-        return { status: 200, body: { store: redactSecrets(location.url), ...listing, objects, ignored: reader?.ignored ?? [] } };
+        const reader = this.readerStatus();
+        const composed = this.composed();
+        // Marked before redaction: the reader judged the value with its secrets.
+        const objects = markRefused(listing.objects, reader?.refused ?? [], composed).map((object) => ({ ...object, value: redactSecrets(object.value) }));
+        const unreadable = markRefused(listing.unreadable, reader?.refused ?? [], composed, false);
+        return { status: 200, body: { store: redactSecrets(location.url), ...listing, objects, unreadable, ignored: reader?.ignored ?? [] } };
       }
       if (method === 'GET') return await this.read(writer, place.kind, place.name);
       if (method === 'DELETE') return await this.remove(request, writer, place.kind, place.name);
@@ -161,13 +165,21 @@ export class StoreApi {
    * reader last composed; none before it composed one. Reasons name no secret (they are the log's).
    */
   private warnings(kind: StoreKind, name: string, value: unknown): StoreRefusal[] {
-    const composed = (this.options.composed ?? (() => configStoreState.lastComposed()))();
+    const composed = this.composed();
     if (!composed) return [];
     const file = this.fileDocument() ?? {};
     if (this.validations.file !== file) this.validations.cache.clear();
     this.validations.file = file;
-    const refused = (this.options.readerStatus ?? (() => configStoreState.current()))()?.refused ?? [];
+    const refused = this.readerStatus()?.refused ?? [];
     return writeWarnings(composed, file, refused, kind, name, value, this.validations.cache);
+  }
+
+  private composed(): ComposedListing | undefined {
+    return (this.options.composed ?? (() => configStoreState.lastComposed()))();
+  }
+
+  private readerStatus(): StoreStatus | undefined {
+    return (this.options.readerStatus ?? (() => configStoreState.current()))();
   }
 
   private fileDocument(): ConfigDocument | undefined {
