@@ -1,12 +1,9 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { connectZooKeeperClient, jsonLogLinesFrom, startEtcd, startGateway, startZooKeeper, waitFor, type EtcdCluster, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import type { AdminClient } from '../harness/admin-client.ts';
+import { startStorePair, type StorePair } from '../harness/config-store-pair.ts';
+import { jsonLogLinesFrom, waitFor } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
-const run = promisify(execFile);
 const TOKEN = 'config-store-ignored-keys-token-7c1e';
 const CONVERGENCE_MS = 20_000;
 const IGNORED_WARNING = 'config store key ignored: it is neither an object nor a peer';
@@ -27,46 +24,27 @@ async function ignoredKeys(admin: AdminClient): Promise<string[]> {
   return (await storeOf(admin)).ignored.map((entry) => entry.key).sort();
 }
 
-async function start(configStore: string): Promise<{ gateway: GatewayProcess; admin: AdminClient }> {
-  const gateway = await startGateway(`
-listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
-accessLog: false
-configStore: { url: "${configStore}", timeout: 5s }
-services:
-  echo: { instances: ["127.0.0.1:1"] }
-`);
-  return { gateway, admin: adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN) };
-}
-
 /**
  * A key under the store's root that is neither an object nor a peer (a typo written with etcdctl or
  * zkCli) does nothing: the gateway says so once per key in its log, counts it, and lists it with the
  * reason in GET /api/store, instead of ignoring it silently.
  */
 describe('keys under the store root that are neither objects nor peers', () => {
-  let etcd: EtcdCluster;
-  let zk: ZooKeeperCluster;
-  let zkWriter: Client;
-  const gateways: GatewayProcess[] = [];
+  let stores: StorePair;
 
   beforeAll(async () => {
-    [etcd, zk] = await Promise.all([startEtcd(), startZooKeeper()]);
-    zkWriter = await connectZooKeeperClient(zk.connectString);
+    stores = await startStorePair(TOKEN);
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all(gateways.map((gateway) => gateway.process.stop()));
-    zkWriter?.close();
-    await Promise.all([etcd?.close(), zk?.close()]);
+    await stores?.close();
   }, 60_000);
 
   it('etcd: lists each with its reason, counts them, warns once per key, and forgets a deleted one', async () => {
     const root = '/sb-ignored-etcd';
-    const ctl = async (...args: string[]) => run('etcdctl', ['--endpoints', etcd.endpoints[0]!, '--dial-timeout', '5s', ...args], { timeout: 20_000, env: { ...process.env, ETCDCTL_API: '3' } });
+    const ctl = (...args: string[]) => stores.etcdctl(...args);
     const route = JSON.stringify({ path: '/a', service: 'echo' });
-    const { gateway, admin } = await start(`etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${root}`);
-    gateways.push(gateway);
+    const { gateway, admin } = await stores.gateway(stores.url('etcd', root));
     for (const key of [`${root}/route/x`, `${root}/routes`, `${root}/routes/a/b`]) await ctl('put', key, route);
     const expected = [`${root}/route/x`, `${root}/routes`, `${root}/routes/a/b`];
     await waitFor(async () => (await ignoredKeys(admin)).length === 3, { timeoutMs: CONVERGENCE_MS, message: 'the three stray keys to be listed as ignored' });
@@ -94,16 +72,14 @@ describe('keys under the store root that are neither objects nor peers', () => {
 
   it('ZooKeeper: lists a znode below a child of the root that is no kind, and forgets it once deleted', async () => {
     const root = '/sb-ignored-zk';
-    const call = (work: (done: (error: unknown) => void) => void) => new Promise<void>((resolve, reject) => work((error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve())));
-    await call((done) => zkWriter.mkdirp(`${root}/routes`, done));
-    const { gateway, admin } = await start(`zk://${zk.connectString}${root}`);
-    gateways.push(gateway);
-    await call((done) => zkWriter.mkdirp(`${root}/middleware/auth`, done));
+    await stores.zookeeper((client, done) => client.mkdirp(`${root}/routes`, done));
+    const { gateway, admin } = await stores.gateway(stores.url('zookeeper', root));
+    await stores.zookeeper((client, done) => client.mkdirp(`${root}/middleware/auth`, done));
     await waitFor(async () => (await ignoredKeys(admin)).length === 1, { timeoutMs: CONVERGENCE_MS, message: 'the stray znode to be listed as ignored' });
     expect((await storeOf(admin)).ignored).toEqual([{ key: `${root}/middleware/auth`, reason: '"middleware" is not a kind of object (services, middlewares, consumers, certificates, routes): did you mean "middlewares"?' }]);
     expect(sampleValue(await admin.metrics(), 'switchboard_config_store_ignored_keys')).toBe(1);
     expect((await jsonLogLinesFrom(gateway.process)).filter((line) => line.msg === IGNORED_WARNING).map((line) => line.key)).toEqual([`${root}/middleware/auth`]);
-    await call((done) => zkWriter.remove(`${root}/middleware/auth`, -1, done));
+    await stores.zookeeper((client, done) => client.remove(`${root}/middleware/auth`, -1, done));
     await waitFor(async () => (await ignoredKeys(admin)).length === 0, { timeoutMs: CONVERGENCE_MS, message: 'the deleted stray znode to be forgotten' });
   });
 });

@@ -1,11 +1,8 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { connectZooKeeperClient, startEtcd, startGateway, startZooKeeper, waitFor, type EtcdCluster, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import type { AdminClient } from '../harness/admin-client.ts';
+import { startStorePair, type StorePair } from '../harness/config-store-pair.ts';
+import { waitFor } from '../harness/index.ts';
 
-const run = promisify(execFile);
 const TOKEN = 'config-store-listing-refused-token-9e4d';
 const CONVERGENCE_MS = 20_000;
 
@@ -31,18 +28,6 @@ async function listed(admin: AdminClient): Promise<Map<string, { refused?: Mark 
   return new Map([...body.objects, ...body.unreadable].map((entry) => [entry.name, entry]));
 }
 
-async function start(configStore: string): Promise<{ gateway: GatewayProcess; admin: AdminClient }> {
-  const gateway = await startGateway(`
-listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
-accessLog: false
-configStore: { url: "${configStore}", timeout: 5s }
-services:
-  echo: { instances: ["127.0.0.1:1"] }
-`);
-  return { gateway, admin: adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN) };
-}
-
 /**
  * Objects the gateway refused (written around the API, so never judged by it) are marked in
  * GET /api/store with the reason and whether the last good value still serves, not listed as if in
@@ -50,20 +35,14 @@ services:
  * store's writer's, so both stores are held.
  */
 describe('GET /api/store marks the objects the gateway refused', () => {
-  let etcd: EtcdCluster;
-  let zk: ZooKeeperCluster;
-  let zkWriter: Client;
-  const gateways: GatewayProcess[] = [];
+  let stores: StorePair;
 
   beforeAll(async () => {
-    [etcd, zk] = await Promise.all([startEtcd(), startZooKeeper()]);
-    zkWriter = await connectZooKeeperClient(zk.connectString);
+    stores = await startStorePair(TOKEN);
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all(gateways.map((gateway) => gateway.process.stop()));
-    zkWriter?.close();
-    await Promise.all([etcd?.close(), zk?.close()]);
+    await stores?.close();
   }, 60_000);
 
   /** Writes `kept` valid (applied), then invalid; `fresh` invalid and `fine` valid; `broken` not JSON; then reads the marks. */
@@ -95,24 +74,18 @@ describe('GET /api/store marks the objects the gateway refused', () => {
 
   it('etcd', async () => {
     const root = '/sb-listing-refused';
-    const { gateway, admin } = await start(`etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${root}`);
-    gateways.push(gateway);
-    await judge(admin, async (name, text) => {
-      await run('etcdctl', ['--endpoints', etcd.endpoints[0]!, '--dial-timeout', '5s', 'put', `${root}/routes/${name}`, text], { timeout: 20_000, env: { ...process.env, ETCDCTL_API: '3' } });
-    });
+    const { admin } = await stores.gateway(stores.url('etcd', root));
+    await judge(admin, (name, text) => stores.etcdctl('put', `${root}/routes/${name}`, text));
   });
 
   it('ZooKeeper', async () => {
     const root = '/sb-listing-refused-zk';
-    const call = (work: (done: (error: unknown) => void) => void) => new Promise<void>((resolve, reject) => work((error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve())));
-    await call((done) => zkWriter.mkdirp(`${root}/routes`, done));
-    const { gateway, admin } = await start(`zk://${zk.connectString}${root}`);
-    gateways.push(gateway);
+    await stores.zookeeper((client, done) => client.mkdirp(`${root}/routes`, done));
+    const { admin } = await stores.gateway(stores.url('zookeeper', root));
     const written = new Set<string>();
     await judge(admin, async (name, text) => {
       const path = `${root}/routes/${name}`;
-      if (written.has(path)) await call((done) => zkWriter.setData(path, Buffer.from(text), -1, done));
-      else await call((done) => zkWriter.create(path, Buffer.from(text), done));
+      await stores.zookeeper((client, done) => (written.has(path) ? client.setData(path, Buffer.from(text), -1, done) : client.create(path, Buffer.from(text), done)));
       written.add(path);
     });
   });
