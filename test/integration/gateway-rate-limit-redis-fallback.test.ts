@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startBackend, startGateway, startLocalRedis, waitFor, type BackendProcess, type GatewayProcess, type LocalRedis } from '../harness/index.ts';
+import { logOf, startBackend, startGateway, startLocalRedis, waitFor, type BackendProcess, type GatewayProcess, type LocalRedis } from '../harness/index.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -12,6 +12,9 @@ interface Limited {
   readonly remaining: string | undefined;
   readonly policy: string | undefined;
   readonly state: string | undefined;
+  readonly retryAfter: string | undefined;
+  /** Whether any `X-RateLimit-*` or IETF `RateLimit*` field came. */
+  readonly anyLimitHeader: boolean;
 }
 
 /** GET `path` with `headers`; the answer's status, error code (of a gateway error) and limit headers. */
@@ -23,9 +26,10 @@ function get(port: number, path: string, headers: Record<string, string> = {}): 
       response.on('data', (chunk: string) => (body += chunk));
       response.on('end', () => {
         const { headers: received } = response;
-        const error = response.statusCode === 429 ? (JSON.parse(body) as { error: string }).error : undefined;
+        const error = (response.statusCode ?? 0) >= 400 ? (JSON.parse(body) as { error: string }).error : undefined;
         const one = (name: string) => received[name] as string | undefined;
-        resolve({ status: response.statusCode ?? 0, error, limit: one('x-ratelimit-limit'), remaining: one('x-ratelimit-remaining'), policy: one('ratelimit-policy'), state: one('ratelimit') });
+        const anyLimitHeader = Object.keys(received).some((name) => name.startsWith('x-ratelimit') || name.startsWith('ratelimit'));
+        resolve({ status: response.statusCode ?? 0, error, limit: one('x-ratelimit-limit'), remaining: one('x-ratelimit-remaining'), policy: one('ratelimit-policy'), state: one('ratelimit'), retryAfter: one('retry-after'), anyLimitHeader });
       });
     });
     outgoing.setTimeout(15_000, () => outgoing.destroy(new Error('timed out')));
@@ -35,7 +39,7 @@ function get(port: number, path: string, headers: Record<string, string> = {}): 
 }
 
 /** A policy: redis limit in a real gateway whose fallback bucket is half the limit (`redis.gateways: 2`), over a real redis-server the tests stop. */
-describe('redis rate limit in local fallback (onRedisError: local) against a real redis-server and gateway', () => {
+describe('redis rate limit in fallback (onRedisError: local, deny) against a real redis-server and gateway', () => {
   let redis: LocalRedis | undefined;
   let backend: BackendProcess | undefined;
   let gateway: GatewayProcess | undefined;
@@ -47,12 +51,12 @@ describe('redis rate limit in local fallback (onRedisError: local) against a rea
     [gateway, backend, redis] = [undefined, undefined, undefined];
   });
 
-  async function start(rateLimit: string): Promise<GatewayProcess> {
+  async function start(rateLimit: string, accessLog = false): Promise<GatewayProcess> {
     [redis, backend] = await Promise.all([startLocalRedis(), startBackend({ name: 'api' })]);
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: 127.0.0.1:{{adminPort}}
-accessLog: false
+accessLog: ${accessLog}
 redis: { url: "${redis.url}/0", timeout: 1s, keyPrefix: "test:", gateways: 2 }
 services:
   api: { instances: [127.0.0.1:${backend.port}] }
@@ -103,5 +107,26 @@ routes:
     expect(await statusesOf('b', 2)).toEqual([200, 'quota-exceeded']);
     expect(await statusesOf('c', 3)).toEqual([200, 200, 'quota-exceeded']);
     expect((await get(port, '/limited', { 'x-app': 'a' })).state).toMatch(/^"daily";r=0;t=\d+$/);
+  });
+
+  it("with onRedisError: deny answers 503 rate-limit-unavailable while Redis is away, with Retry-After and no limit header claiming a count never read; logged so, and counted again once it is back", async () => {
+    const { port } = await start('{ average: 1, period: 10s, burst: 1, key: route, policy: redis, onRedisError: deny }', true);
+    expect((await get(port, '/limited')).status).toBe(200);
+    const over = await get(port, '/limited');
+    expect([over.status, over.error, over.remaining, over.retryAfter]).toEqual([429, 'rate-limited', '0', '10']);
+    await redis!.stop();
+    const refused = await get(port, '/limited');
+    expect([refused.status, refused.error, refused.retryAfter, refused.anyLimitHeader]).toEqual([503, 'rate-limit-unavailable', '1', false]);
+    const line = await waitFor(async () => (await logOf(gateway!.process)).split('\n').find((text) => text.includes('"status":503')), { message: 'the access log line of the refusal' });
+    expect(JSON.parse(line)).toMatchObject({ status: 503, errorClass: 'rate-limit-unavailable', attempts: 0 });
+    await redis!.restart();
+    const back = await waitFor(async () => {
+      const answer = await get(port, '/limited');
+      return answer.status !== 503 ? answer : undefined;
+    }, { timeoutMs: 10_000, message: 'the shared bucket deciding once Redis is back' });
+    // The restarted Redis (no persistence) counts from a full bucket.
+    expect([back.status, back.limit, back.remaining]).toEqual([200, '1', '0']);
+    const overAgain = await get(port, '/limited');
+    expect([overAgain.status, overAgain.error]).toEqual([429, 'rate-limited']);
   });
 });

@@ -52,8 +52,8 @@ routes:
   it('reports the end of the outage once the reload moved it to a Redis that answers', async () => {
     await waitFor(async () => (await status()) === 200 || undefined, { timeoutMs: DEADLINE_MS, message: 'the limit to count in the first Redis' });
     await first.stop();
-    // onRedisError: deny refuses while the first Redis is away.
-    await waitFor(async () => (await status()) === 429 || undefined, { timeoutMs: DEADLINE_MS, message: 'the limit to fall back' });
+    // onRedisError: deny refuses (503) while the first Redis is away.
+    await waitFor(async () => (await status()) === 503 || undefined, { timeoutMs: DEADLINE_MS, message: 'the limit to fall back' });
     expect(await lines('rate limit: redis failed')).toBe(1);
     await gateway.writeConfig(config(second));
     await waitFor(async () => (await status()) === 200 || undefined, { timeoutMs: DEADLINE_MS, message: 'the limit to count in the second Redis' });

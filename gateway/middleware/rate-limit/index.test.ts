@@ -241,7 +241,7 @@ describe('rateLimit with policy redis while Redis is away', () => {
 
   it.each([
     ['local: a bucket of burst / gateways / workers', 'local', [200, 200, 429]],
-    ['deny: every request refused', 'deny', [429, 429, 429]],
+    ['deny: every request refused, as uncounted (503)', 'deny', [503, 503, 503]],
     ['allow: every request through', 'allow', [200, 200, 200]],
   ] as const)('falls back by onRedisError %s', async (_name, onRedisError, expected) => {
     const settings = { ...SETTINGS, burst: 8, policy: 'redis', onRedisError } as const;

@@ -28,6 +28,11 @@ export { RATE_LIMIT_MAX_KEYS, TokenBucketLimiter, type TokenBucketOptions } from
 export const RATE_LIMITED = 'rate-limited';
 /** The error class of a request refused because its key used up its hourly or daily quota. */
 export const QUOTA_EXCEEDED = 'quota-exceeded';
+/**
+ * The error class of a request refused because its limit could not count it (`policy: redis`,
+ * `onRedisError: deny`, Redis away): 503, not the client's fault, and not a 429 over a count never read.
+ */
+export const RATE_LIMIT_UNAVAILABLE = 'rate-limit-unavailable';
 
 /** What `rateLimit` needs besides its settings. */
 export interface RateLimitOptions {
@@ -62,7 +67,9 @@ export interface RateLimitOptions {
  * due soon enough), and answers 429 otherwise, in the gateway's error shape with `Retry-After`,
  * `X-RateLimit-Limit/-Remaining/-Reset` and the IETF `RateLimit`/`RateLimit-Policy` fields; the
  * error is `quota-exceeded` when the hourly/daily quota refused it, `rate-limited` otherwise.
- * Every other answer carries the limit headers too (through a response header hook).
+ * Every other answer carries the limit headers too (through a response header hook). A limit that
+ * could not count (`refusedBy: unavailable`) answers 503 `rate-limit-unavailable` with `Retry-After`
+ * alone: no limit header, since none of their figures was read.
  */
 export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions = {}): Middleware {
   // Set once a reload replaced or dropped this middleware: its Redis limiters leave Redis' return to the limit that replaced it, if that falls back too.
@@ -74,6 +81,7 @@ export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions
   const limiterOf = byConsumer ? consumerLimiters(limiter, build) : () => limiter;
   // A local limiter answers at once: no promise and no extra microtask on that path.
   const decide = (context: GatewayContext, next: () => Promise<void>, decision: LimitDecision): Promise<void> => {
+    if (decision.refusedBy === 'unavailable') return refuseUncounted(context, decision);
     const headers = rateLimitHeaders(decision, (byConsumer && context.get('consumer')?.rateLimit) || settings);
     if (!decision.allowed) {
       const retryAfter = headers['retry-after']!;
@@ -104,6 +112,17 @@ export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions
 }
 
 const DONE: Promise<void> = Promise.resolve();
+
+/**
+ * 503 with `Retry-After` (when the store is next asked), as a service that cannot serve for now
+ * answers (RFC 9110 §15.6.4), rather than Envoy's default 500 under `failure_mode_deny`: the gateway
+ * is not broken, and clients retry a 503 after `Retry-After`; a 429 would blame the client.
+ */
+function refuseUncounted(context: GatewayContext, decision: LimitDecision): Promise<void> {
+  const retryAfter = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1_000)));
+  sendErrorAnswer(context, 503, RATE_LIMIT_UNAVAILABLE, `the rate limit cannot count requests now (its store is unreachable); retry after ${retryAfter} s`, { 'retry-after': retryAfter });
+  return DONE;
+}
 
 /** Builds the limiter of one bucket shape: local (this process's share), or Redis with its fallback. */
 function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions, retired: () => boolean): (shape: BucketShape, subKey: string) => Limiter {

@@ -12,8 +12,12 @@ export interface QuotaState {
 /** What a limiter decided for one request. */
 export interface LimitDecision {
   readonly allowed: boolean;
-  /** What refused it: the token bucket (`rate`) or the hourly/daily count (`quota`); undefined when allowed. */
-  readonly refusedBy: 'rate' | 'quota' | undefined;
+  /**
+   * What refused it: the token bucket (`rate`), the hourly/daily count (`quota`), or no count at all
+   * (`unavailable`: a `policy: redis` limit with `onRedisError: deny` whose Redis is away, so its
+   * `limit` and `remaining` were never read); undefined when allowed.
+   */
+  readonly refusedBy: 'rate' | 'quota' | 'unavailable' | undefined;
   /** The bucket size (burst): the most requests that may pass at once. */
   readonly limit: number;
   /** Whole tokens left after this request. */

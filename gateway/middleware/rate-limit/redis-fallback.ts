@@ -129,7 +129,7 @@ export class RedisFallbackLimiter implements Limiter {
     }
     if (mode === 'allow') return { allowed: true, refusedBy: undefined, limit: burst, remaining: burst, resetMs: 0, retryAfterMs: 0, delayMs: 0 };
     const retryAfterMs = this.options.probeIntervalMs ?? REDIS_PROBE_INTERVAL_MS;
-    return { allowed: false, refusedBy: 'rate', limit: burst, remaining: 0, resetMs: retryAfterMs, retryAfterMs, delayMs: 0 };
+    return { allowed: false, refusedBy: 'unavailable', limit: burst, remaining: 0, resetMs: retryAfterMs, retryAfterMs, delayMs: 0 };
   }
 
   /** Counts a request the local bucket let through, to charge Redis for it once it is back (at most `MAX_CHARGED_KEYS` keys). */
