@@ -86,6 +86,38 @@ describe('bufferedDestination', () => {
     expect(onFirstDrop).toHaveBeenCalledWith('the access log cannot be written: EPIPE');
   });
 
+  it('tells of drops once an episode: at its first drop, and as a batch taken after the last drop is written, with the episode\'s count; a later drop starts another', () => {
+    const { output, complete } = heldOutput();
+    const told: string[] = [];
+    const destination = bufferedDestination(output, {
+      maxBufferBytes: 4,
+      flushDelayMs: 0,
+      onDropped: () => undefined,
+      onFirstDrop: (reason) => told.push(`drop: ${reason}`),
+      onFlowAgain: (dropped) => told.push(`flow: ${dropped}`),
+    });
+    // The reader stalls: the first batch is out, the other buffer fills, and two lines are dropped.
+    destination.write('a\n');
+    destination.write('b\n');
+    destination.write('c\n');
+    destination.write('d\n');
+    destination.write('e\n');
+    expect(told).toEqual(['drop: the access log reader is not keeping up']);
+    // The stalled batch goes, but lines were dropped while it was out: they do not flow yet.
+    complete();
+    expect(told).toHaveLength(1);
+    // The batch taken after the last drop is written: the episode ends with its two lines.
+    complete();
+    expect(told).toEqual(['drop: the access log reader is not keeping up', 'flow: 2']);
+    // Hours later, a second episode (the reader went away) is told again, and its end with its own count.
+    destination.write('f\n');
+    complete(new Error('EPIPE'));
+    destination.write('g\n');
+    complete();
+    expect(told.slice(2)).toEqual(['drop: the access log cannot be written: EPIPE', 'flow: 1']);
+    expect(destination.dropped).toBe(3);
+  });
+
   it('encodes lines as UTF-8 and drops a line that does not fit, keeping the lines before it', () => {
     const { batches, output, complete } = heldOutput();
     const destination = bufferedDestination(output, { maxBufferBytes: 12, flushDelayMs: 50 });

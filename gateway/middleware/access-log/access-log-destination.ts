@@ -30,8 +30,13 @@ export interface DestinationOptions {
   readonly flushDelayMs?: number;
   /** Rewrites each line as it is queued (`--pretty`: `formatLogLines`), so the bound and the non-blocking writes hold for it too. */
   readonly format?: (line: string) => string;
-  /** Told once, when the first line is dropped. */
+  /** Told at the first line dropped of an episode of drops: the first ever, or the first since lines flowed again. */
   readonly onFirstDrop?: (reason: string) => void;
+  /**
+   * Told when lines flow again after drops: a batch was written whole and no line was dropped since
+   * it was taken. `dropped` is the episode's count; the next drop starts a new episode.
+   */
+  readonly onFlowAgain?: (dropped: number) => void;
   /** Counts dropped lines; in `switchboard_access_log_dropped_total` by default. */
   readonly onDropped?: (lines: number) => void;
   /**
@@ -154,6 +159,10 @@ export function pieceEnd(batch: Buffer, offset: number): number {
  */
 class BufferedDestination implements AccessLogDestination {
   dropped = 0;
+  /** Lines dropped in the current episode of drops; 0 while lines flow. */
+  private droppedInEpisode = 0;
+  /** A line was dropped since the batch being written was taken: its success does not say lines flow. */
+  private droppedSinceBatch = false;
   /** The two buffers, each made when first needed: `buffers[filling]` takes lines (`used` bytes of it are pending), the other is the batch being written, or free. */
   private readonly buffers: Array<Buffer | undefined> = [undefined, undefined];
   private filling = 0;
@@ -203,9 +212,11 @@ class BufferedDestination implements AccessLogDestination {
     this.filling = 1 - this.filling;
     this.used = 0;
     this.writing = true;
+    this.droppedSinceBatch = false;
     this.output(batch, (error) => {
       this.writing = false;
       if (error) this.drop(`the access log cannot be written: ${error.message}`, countLines(batch));
+      else if (this.droppedInEpisode > 0 && !this.droppedSinceBatch) this.flowAgain();
       // Lines that arrived meanwhile go out now rather than after another delay: they waited for
       // this write already. (A reader that keeps up takes each batch within the call, so this is
       // one small write only after a slow one: /proc/<pid>/io counted ~0.01 writes per request.)
@@ -222,10 +233,18 @@ class BufferedDestination implements AccessLogDestination {
   }
 
   private drop(reason: string, lines = 1): void {
-    if (this.dropped === 0) this.options.onFirstDrop?.(reason);
+    if (this.droppedInEpisode === 0) this.options.onFirstDrop?.(reason);
+    this.droppedInEpisode += lines;
+    this.droppedSinceBatch = true;
     this.dropped += lines;
     if (this.options.onDropped) this.options.onDropped(lines);
     else accessLogDroppedTotal.inc(lines);
+  }
+
+  private flowAgain(): void {
+    const dropped = this.droppedInEpisode;
+    this.droppedInEpisode = 0;
+    this.options.onFlowAgain?.(dropped);
   }
 }
 

@@ -27,7 +27,9 @@ export interface AccessLogOptions {
 export function createAccessLogger(destination: number | LineSink = 1, options: DestinationOptions = {}): AccessLogDestination {
   const log = componentLogger('access-log');
   return accessLogDestination(destination, {
-    onFirstDrop: (reason) => log.warn({ reason }, 'dropping access log lines (counted in switchboard_access_log_dropped_total); said once'),
+    // Said once an episode: at its first drop, and as lines flow again, so a later episode is said too.
+    onFirstDrop: (reason) => log.warn({ reason }, 'dropping access log lines (counted in switchboard_access_log_dropped_total); said again once they flow'),
+    onFlowAgain: (dropped) => log.info({ dropped }, `access log lines flow again; ${dropped} dropped in this episode`),
     ...options,
   });
 }
