@@ -12,6 +12,7 @@ describe('gRPC statuses for the gateway answers', () => {
     [504, 'connect-timeout', GrpcStatus.DEADLINE_EXCEEDED],
     [504, 'deadline-exceeded', GrpcStatus.DEADLINE_EXCEEDED],
     [429, 'rate-limited', GrpcStatus.RESOURCE_EXHAUSTED],
+    [503, 'rate-limit-unavailable', GrpcStatus.UNAVAILABLE],
     [431, 'header-too-large', GrpcStatus.RESOURCE_EXHAUSTED],
     [502, 'upstream-refused', GrpcStatus.RESOURCE_EXHAUSTED],
     [401, 'unauthenticated', GrpcStatus.UNAUTHENTICATED],
