@@ -75,6 +75,13 @@ describe('regexBacktrackingRisk', () => {
     [String.raw`^/files/(\d{1,4}|[a-f]{1,8})+$`, 'exponential time', String.raw`"00" can be one repetition of (\d{1,4}|[a-f]{1,8})+`],
     [String.raw`^/(?:(?:\d{1,4}){1,4}x)*$`, 'exponential time', 'in more than one way'],
     [String.raw`^/(?:(?=[a-z])\w+)+$`, 'exponential time', String.raw`\w+ repeats inside (?:(?=[a-z])\w+)+`],
+    // Lookarounds and other assertions inside a repetition are read as if absent, so they can hide no
+    // case (read as matching nothing, (?=\w)\w was no alternative at all), and the refusal says so.
+    [String.raw`^/(?:(?=\w)\w|\d)+x$`, 'exponential time', String.raw`both match "0" and repeat inside (?:(?=\w)\w|\d)+, so each repetition can take either, 2^n ways for n repetitions before a mismatch fails; make the alternatives match different text (the check read (?=\w) as if absent`],
+    [String.raw`^/(?:(?=a)a|aa)+x$`, 'exponential time', 'make each text match one way only (the check read (?=a) as if absent'],
+    [String.raw`^/(?:\b\w|\d)+x$`, 'exponential time', String.raw`(the check read \b as if absent`],
+    // A lookaround that does keep the alternatives apart is refused too: the check cannot tell.
+    [String.raw`^/(?:(?!\d)\w|\d)+x$`, 'exponential time', 'if they keep the texts apart, the pattern is safe, and allowUnsafeRegex: true accepts a pattern known to be safe)'],
   ])('refuses %s, saying why', (source, complexity, hint) => {
     const risk = regexBacktrackingRisk(source);
     expect(risk).toContain(complexity);

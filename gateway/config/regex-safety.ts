@@ -24,7 +24,8 @@ export const ALLOW_UNSAFE_REGEX_KEY = 'allowUnsafeRegex';
  * lets through: a repeated text that splits into its repetitions in more than one way (`(a|a)*`,
  * `(\w|\d)*`, `(a|aa)*`, `(a|ab|b)*`, `(a|ab|ba)*`), unless its maximum is bounded and so are the
  * engine's tries from a start (`boundedWays`, `MAX_PATTERN_WAYS`). It is a check, not a proof: lookarounds and
- * backreferences count as matching nothing there, a repetition too large to build (more than
+ * other assertions count as absent there (a safe pattern can be refused, naming them), backreferences
+ * as matching nothing (they can hide a case), a repetition too large to build (more than
  * 2,000 nodes, or more than 10,000 pairs of alternatives to compare) is let through, a pattern the
  * check fails on otherwise is refused as not checked, and it cannot know that a path never holds a line break, so `^/(.*)/(.*)$` is refused though
  * paths cannot exploit it. Runs when configuration is parsed, never per request: a few hundred µs a
@@ -87,8 +88,9 @@ const MAX_ALTERNATIVE_PAIRS = 10_000;
  * naming the case: alternatives of a group under the repetition that match the same text
  * (`(a|a)*`, `(\w|\d)*`); a text of one iteration that is also several (`(a|aa)*`: "aa" is aa or
  * a·a; `(a|ab|b)*`); and any other text that splits two ways (`twoWaySplit`: `(a|ab|ba)*`).
- * Lookarounds and backreferences count as matching nothing, so they can hide a case but never
- * make one up.
+ * Lookarounds and other assertions count as absent, so they can make up a case (`(?!\d)\w|\d`,
+ * whose refusal names them) but never hide one; backreferences count as matching nothing, so they
+ * can hide a case but never make one up.
  */
 function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags }): string | undefined {
   if (anchoredAtStart(parsed.pattern) && ways(parsed.pattern) <= MAX_PATTERN_WAYS) return undefined;
@@ -98,12 +100,17 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
     let nfa = languages.get(node);
     if (!nfa) {
       parser ??= JS.Parser.fromAst(parsed);
+      // Assertions are read as if absent (matching the empty text, whatever the path holds): a
+      // superset of what the alternative matches, so a lookaround can make a safe pattern look
+      // ambiguous but never hide an ambiguous one (read as matching nothing, `(?=\w)\w|\d` was
+      // \d alone, and `^/(?:(?=\w)\w|\d)+x$` passed though exponential). Backreferences still
+      // match nothing.
       const { expression, maxCharacter } = parser.parseElement(node, {
         backreferences: 'disable',
-        assertions: 'disable',
+        assertions: 'ignore',
         maxNodes: MAX_NODES,
       });
-      nfa = NFA.fromRegex(expression, { maxCharacter }, { assertions: 'disable', unknowns: 'disable' });
+      nfa = NFA.fromRegex(expression, { maxCharacter }, { assertions: 'ignore', unknowns: 'disable' });
       nfa.withoutEmptyWord();
       languages.set(node, nfa);
     }
@@ -135,7 +142,7 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
           if (pairs > MAX_ALTERNATIVE_PAIRS) throw new TooManyPairsError();
           const word = firstCommonWord(language(left), language(right));
           if (word)
-            return `can take exponential time on a short path (ReDoS): the alternatives ${left.raw} and ${right.raw} of ${group.raw} both match ${JSON.stringify(String.fromCodePoint(...word))} and repeat inside ${repetition.raw}, so each repetition can take either, 2^n ways for n repetitions before a mismatch fails; make the alternatives match different text`;
+            return `can take exponential time on a short path (ReDoS): the alternatives ${left.raw} and ${right.raw} of ${group.raw} both match ${JSON.stringify(String.fromCodePoint(...word))} and repeat inside ${repetition.raw}, so each repetition can take either, 2^n ways for n repetitions before a mismatch fails; make the alternatives match different text${readAsAbsent(left, right)}`;
         }
       }
       return undefined;
@@ -156,12 +163,12 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
         const word = firstCommonWord(language(body), several);
         if (!word) {
           const split = twoWaySplit(language(body));
-          return split && `can take exponential time on a short path (ReDoS): ${JSON.stringify(split)} splits into repetitions of ${quantifier.raw} in more than one way, so a run of ${JSON.stringify(split)} can be split between the repetitions in 2^n ways before a mismatch fails; make each text match one way only`;
+          return split && `can take exponential time on a short path (ReDoS): ${JSON.stringify(split)} splits into repetitions of ${quantifier.raw} in more than one way, so a run of ${JSON.stringify(split)} can be split between the repetitions in 2^n ways before a mismatch fails; make each text match one way only${readAsAbsent(body)}`;
         }
         const whole = body.alternatives.find((alternative) => language(alternative).test(word));
         const first = body.alternatives.find((alternative) => word.some((_, end) => end > 0 && language(alternative).test(word.slice(0, end)) && iterations.test(word.slice(end))));
         const text = JSON.stringify(String.fromCodePoint(...word));
-        return `can take exponential time on a short path (ReDoS): ${text} can be one repetition of ${quantifier.raw} (${whole?.raw}) or several (${first?.raw}, then more), so a run of ${text} can be split between the repetitions in 2^n ways before a mismatch fails; make each text match one way only`;
+        return `can take exponential time on a short path (ReDoS): ${text} can be one repetition of ${quantifier.raw} (${whole?.raw}) or several (${first?.raw}, then more), so a run of ${text} can be split between the repetitions in 2^n ways before a mismatch fails; make each text match one way only${readAsAbsent(body)}`;
       });
     },
   });
@@ -239,6 +246,18 @@ function ways(node: AST.Node): number {
     default:
       return 1;
   }
+}
+
+/**
+ * For a verdict on text that holds assertions, which `language` reads as if absent: a note naming
+ * them, since one may keep the texts apart after all (`(?!\d)\w|\d`), which only its author can
+ * tell; empty otherwise.
+ */
+function readAsAbsent(...nodes: AST.Node[]): string {
+  const assertions = new Set<string>();
+  for (const node of nodes) visitRegExpAST(node, { onAssertionEnter: ({ raw }) => void assertions.add(raw) });
+  if (assertions.size === 0) return '';
+  return ` (the check read ${[...assertions].join(', ')} as if absent, as it reads every lookaround and assertion inside a repetition: if they keep the texts apart, the pattern is safe, and ${ALLOW_UNSAFE_REGEX_KEY}: true accepts a pattern known to be safe)`;
 }
 
 /** The shortest word both automata accept, if any (refa's lazy product: it stops at the first). */
