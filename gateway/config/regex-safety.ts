@@ -239,6 +239,8 @@ function ways(node: AST.Node): number {
     case 'Quantifier': {
       if (node.max === Infinity) return Infinity;
       const body = ways(node.element);
+      // One way each: max - min + 1 in all, not a sum counted up to a max that can be 1e9 (`[^/]{1,999999999}`).
+      if (body === 1) return node.max - node.min + 1;
       let sum = 0;
       for (let count = node.min; count <= node.max && sum <= Number.MAX_SAFE_INTEGER; count += 1) sum += body ** count;
       return sum > Number.MAX_SAFE_INTEGER ? Infinity : sum;
