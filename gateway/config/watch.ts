@@ -186,6 +186,10 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       started = true;
       readingChangeSince = changedSince;
       readingRereads = rereadsAsked;
+      // Carried only into the parse this read makes: a read that ends before one (nothing to apply, the same
+      // text, a held refusal) ends the files' changing, else a later change would find the wait long over.
+      const changingSince = filesChangingSince;
+      filesChangingSince = undefined;
       let reading: ConfigFileReading;
       try {
         reading = await readConfigFile(path);
@@ -278,10 +282,10 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       if (filesFingerprint(files) !== fingerprint) {
         namedFilesChanged = true;
         reads.schedule(0);
-        filesChangingSince ??= performance.now();
+        filesChangingSince = changingSince ?? performance.now();
         if (performance.now() - filesChangingSince < maxWaitMs) return;
+        filesChangingSince = undefined;
       }
-      filesChangingSince = undefined;
       if (result.ok) running = { files, fingerprint };
       // Watched from the refusal on, before it is reported: a file put right while the refusal settles is seen too.
       // The running text refused with its files as they are now keeps them watched: their next change is read again.
