@@ -159,13 +159,9 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   // Only while the listener is of the kind the configuration in force asks for: `tls` and
   // `passthrough` wait for a restart, and an `sni` table alone on a listener that reads no server
   // name (a plain port reloaded into a passthrough one) would refuse every connection until then.
-  /** The tcp settings of the entry point that started as `initialEntryPoint`, as the configuration has them now (those it started with while its listener waits for a restart). */
-  const currentTcp = (initialEntryPoint: EntryPointConfig) => {
-    const reloaded = config.entryPoints.find((entryPoint) => entryPoint.name === initialEntryPoint.name);
-    return reloaded?.tcp !== undefined && sameTcpListener(reloaded, initialEntryPoint) ? reloaded.tcp : initialEntryPoint.tcp!;
-  };
   const tcpHandler = (initialEntryPoint: EntryPointConfig) => (socket: Socket, serverName: string | undefined) => {
-    const current = currentTcp(initialEntryPoint);
+    const reloaded = config.entryPoints.find((entryPoint) => entryPoint.name === initialEntryPoint.name);
+    const current = reloaded?.tcp !== undefined && sameTcpListener(reloaded, initialEntryPoint) ? reloaded.tcp : initialEntryPoint.tcp!;
     const logLine = runners.tcpLog;
     const clientAddress = socket.remoteAddress;
     const policy = tcpForwardPolicy(config, current, serverName);
@@ -213,8 +209,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     await namedCertificates.start(config.certificates);
     for (const entryPoint of listeners.entryPoints) {
       if (entryPoint.tcp) {
-        const routesByServerName = () => currentTcp(entryPoint).sni.size > 0;
-        entryPoints.push(await startTcpEntryPoint(entryPoint, tcpHandler(entryPoint), limits.headersTimeoutMs, log, namedCertificates, routesByServerName));
+        entryPoints.push(await startTcpEntryPoint(entryPoint, tcpHandler(entryPoint), limits.headersTimeoutMs, log, namedCertificates));
         continue;
       }
       const origin = { entryPoint: entryPoint.name, secure: entryPoint.protocol === 'https', clientCertificate: entryPoint.tls?.clientAuth !== undefined };

@@ -25,19 +25,9 @@ export type TcpConnectionHandler = (socket: Socket, serverName: string | undefin
  * Draining stops accepting, lets open connections run until the deadline, then cuts them.
  * Rejects (nothing left running) on a bad certificate or a bind error. With `workers`, each worker
  * calls this and the cluster module shares the listening socket between them. With `named`, the
- * configuration's named certificates are served too. With `passthrough`, a connection is handed
- * on at once, with no server name and no wait for its first bytes, while `routesByServerName` says
- * no (no `sni` table: only `service` can take it), as Traefik forwards at once for a catch-all
- * TCP router: a protocol whose server speaks first then goes through too.
+ * configuration's named certificates are served too.
  */
-export async function startTcpEntryPoint(
-  config: EntryPointConfig,
-  handle: TcpConnectionHandler,
-  handshakeTimeoutMs: number,
-  log: Logger,
-  named?: NamedCertificates,
-  routesByServerName: () => boolean = () => true,
-): Promise<EntryPoint> {
+export async function startTcpEntryPoint(config: EntryPointConfig, handle: TcpConnectionHandler, handshakeTimeoutMs: number, log: Logger, named?: NamedCertificates): Promise<EntryPoint> {
   const certificates = config.tls ? await TlsCertificates.load(config, log) : undefined;
   if (certificates) named?.attach(config.name, certificates);
   const open = new Set<Socket>();
@@ -68,7 +58,7 @@ export async function startTcpEntryPoint(
   // No Nagle towards the client, as towards the upstream: a reply the upstream wrote in two parts
   // would have its second part wait for the client's delayed ACK of the first (40 ms on Linux).
   const front = createNetServer({ allowHalfOpen: true, pauseOnConnect: !tls && !passthrough, noDelay: true }, (socket) => {
-    if (!tls && !(passthrough && routesByServerName())) return accept(socket, undefined);
+    if (!tls && !passthrough) return accept(socket, undefined);
     pending.add(socket);
     socket.once('close', () => pending.delete(socket));
     if (passthrough) passthrough(socket);

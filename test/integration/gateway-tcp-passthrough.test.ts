@@ -83,7 +83,6 @@ describe('tcp entry points with passthrough: TLS forwarded untouched, routed by 
   let fallback: TlsBackend;
   let gateway: GatewayProcess;
   let admin: AdminClient;
-  let greeter: Server;
   let edge: number;
   let strict: number;
 
@@ -94,9 +93,6 @@ describe('tcp entry points with passthrough: TLS forwarded untouched, routed by 
   beforeAll(async () => {
     const dir = await makeTempDir('sb-tcp-passthrough-');
     [a, b, fallback] = await Promise.all([startTlsBackend(dir, 'a', ['a.test']), startTlsBackend(dir, 'b', ['*.b.test']), startTlsBackend(dir, 'fallback', ['fallback.test'])]);
-    // A server that speaks first, as SMTP and MySQL do.
-    greeter = createServer((socket) => socket.end('greeting'));
-    await new Promise<void>((resolve) => greeter.listen(0, '127.0.0.1', resolve));
     gateway = await startGateway(`
 admin: 127.0.0.1:{{adminPort}}
 limits: { headersTimeout: ${HEADERS_TIMEOUT_MS}ms }
@@ -104,9 +100,7 @@ entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   edge: { listen: "127.0.0.1:{{port:edge}}", protocol: tcp, passthrough: true, service: fallback, sni: { a.test: a, "*.b.test": b } }
   strict: { listen: "127.0.0.1:{{port:strict}}", protocol: tcp, passthrough: true, sni: { a.test: a } }
-  catchall: { listen: "127.0.0.1:{{port:catchall}}", protocol: tcp, passthrough: true, service: greeter }
 services:
-  greeter: { instances: [127.0.0.1:${(greeter.address() as AddressInfo).port}] }
   a: { instances: [127.0.0.1:${a.port}] }
   b: { instances: [127.0.0.1:${b.port}] }
   fallback: { instances: [127.0.0.1:${fallback.port}] }
@@ -114,16 +108,12 @@ routes: []
 `);
     [edge, strict] = [gateway.ports.edge!, gateway.ports.strict!];
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
-    await waitFor(async () => (await acceptsConnections(edge)) && (await acceptsConnections(strict)) && acceptsConnections(gateway.ports.catchall!), {
-      timeoutMs: 10_000,
-      message: 'the passthrough entry points to listen',
-    });
+    await waitFor(async () => (await acceptsConnections(edge)) && acceptsConnections(strict), { timeoutMs: 10_000, message: 'the passthrough entry points to listen' });
   }, 60_000);
 
   afterAll(async () => {
     await gateway?.process.stop();
     await Promise.all([a, b, fallback].map((backend) => backend && new Promise((resolve) => backend.server.close(resolve))));
-    greeter?.close();
   });
 
   it("shows openssl s_client each backend's own certificate by server name (a.test, x.b.test by wildcard), and the default service's to an unknown name and to none", async () => {
@@ -165,13 +155,6 @@ routes: []
     await waitFor(async () => (await refused('strict', 'no-service')) === before + 2, { timeoutMs: 5_000, message: 'two no-service refusals on strict' });
     expect(await Promise.all([connections('a'), connections('fallback')])).toEqual([servicesBefore[0]! + 1, servicesBefore[1]]);
     expect(await logOf(gateway.process)).toContain('entry point strict refused a connection: a server name (or none: no SNI, or not TLS) that matches no sni entry');
-  });
-
-  it('with a service and no sni table, hands a connection to the service at once: a server that speaks first is heard without the client sending a byte', async () => {
-    const { answer, ms } = await exchange(gateway.ports.catchall!, Buffer.alloc(0));
-    expect(answer).toBe('greeting');
-    // Not held until the handshake deadline for a ClientHello that could route nowhere else.
-    expect(ms).toBeLessThan(HEADERS_TIMEOUT_MS / 2);
   });
 
   it('closes a client that never finishes its ClientHello at the handshake deadline, counted as a timeout of the entry point and against no service or instance', async () => {

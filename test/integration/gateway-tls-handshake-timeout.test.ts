@@ -41,8 +41,7 @@ entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   secure: { listen: "127.0.0.1:{{port:secure}}", protocol: https, tls: ${tls} }
   terminated: { listen: "127.0.0.1:{{port:terminated}}", protocol: tcp, service: db, tls: ${tls} }
-  # With an sni table: without one a passthrough entry point hands each connection on at once, reading no ClientHello.
-  passed: { listen: "127.0.0.1:{{port:passed}}", protocol: tcp, service: db, passthrough: true, sni: { other.test: db } }
+  passed: { listen: "127.0.0.1:{{port:passed}}", protocol: tcp, service: db, passthrough: true }
 services:
   db: { instances: [127.0.0.1:1] }
 routes: []
