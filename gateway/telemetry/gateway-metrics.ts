@@ -30,7 +30,9 @@ export const tlsReloadsTotal = new Counter({
  * Connections to a TLS entry point refused before any request, by entry point and reason
  * (`TlsRefusalReason`): plain HTTP sent to the TLS port, a client certificate missing or refused
  * (`tls.clientAuth`), a handshake that timed out (on a passthrough tcp entry point, a ClientHello
- * not read in time), one that failed otherwise, or a server name no service takes (`no-service`).
+ * not read in time), one that failed otherwise, a server name no service takes (`no-service`), a
+ * client that closed or reset before its ClientHello was whole (`client-closed`), or one whose
+ * ClientHello did not come whole within 20 KiB (`client-hello-too-large`).
  */
 export const tlsHandshakeFailuresTotal = new Counter({
   name: 'switchboard_tls_handshake_failures_total',
