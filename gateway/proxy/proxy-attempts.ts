@@ -9,7 +9,7 @@ import type { AttemptReceiver, AttemptResult, AttemptTimeouts, TransportSettings
 import { errorMessageOf, recordListenerAnswer, sendGatewayError } from './error-response.ts';
 import { endGrpcCall, stopBodyAfterStatus } from './grpc-answer.ts';
 import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
-import { distinctPick } from './proxy-retry-pick.ts';
+import { distinctPick, unlessTimedOut } from './proxy-retry-pick.ts';
 import { stickyPickContext } from './sticky-cookie.ts';
 import { announcesBody } from './request-body-framing.ts';
 import { limitedBody } from './request-body-limit.ts';
@@ -79,6 +79,8 @@ export class AttemptLoop implements AttemptReceiver {
   private firstTried: string | undefined = undefined;
   private laterTried: string[] | undefined = undefined;
   private lastError: GatewayErrorClass | undefined = undefined;
+  /** Instances whose connect timed out: never tried again for this request (`unlessTimedOut`). */
+  private timedOut: string[] | undefined = undefined;
   // Whether an attempt's outcome is the breaker's to hear (a trial without one frees its slot), which
   // one (the last such attempt's: booked once, when the request ends), and whether a retry is out.
   private recorded = false;
@@ -156,7 +158,7 @@ export class AttemptLoop implements AttemptReceiver {
     let pick = picker.pick(this.pickContext);
     // Only a retry can repeat an instance; the first attempt takes its pick as it is.
     if (firstTried !== undefined && pick.kind === 'endpoint' && (pick.address === firstTried || laterTried?.includes(pick.address) === true)) {
-      pick = distinctPick(picker, this.pickContext, pick, firstTried, laterTried);
+      pick = unlessTimedOut(distinctPick(picker, this.pickContext, pick, firstTried, laterTried), this.timedOut);
     }
     // After a failed attempt, what the client needs to hear is that failure, not "none left".
     if (pick.kind === 'none') {
@@ -262,6 +264,7 @@ export class AttemptLoop implements AttemptReceiver {
     }
     // Not the request's error class yet: a retry may still answer it (the gateway's own answer records its class).
     this.lastError = result.errorClass;
+    if (result.errorClass === 'connect-timeout') (this.timedOut ??= []).push(pick.address);
     if (result.errorClass === 'upstream-tls') {
       const code = upstreamErrorCode(result.error);
       warnUpstreamTlsFailure(context.log, context.service, pick.address, code, result.error);

@@ -23,3 +23,18 @@ export function distinctPick(picker: Picker, base: PickContext, repeat: PickedEn
   for (const unused of held) unused.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
   return pick;
 }
+
+/**
+ * `pick`, or none when it names an instance whose connect timed out earlier in the same request or
+ * connection (`timedOut`; the pick is then released unused): a connect left unanswered is retried
+ * on another instance, never on the same one, as Envoy's `previous_hosts` retry predicate and nginx's
+ * `proxy_next_upstream`, which tries no server twice; with one instance a connect timeout thus ends
+ * the request after one attempt, where it made the client wait for every attempt's timeout in turn.
+ * A refused connect fails at once and may be tried again on its instance. Only a retry with a
+ * failure to report gets here, so the none's reason is never the answer.
+ */
+export function unlessTimedOut(pick: PickResult, timedOut: readonly string[] | undefined): PickResult {
+  if (pick.kind !== 'endpoint' || timedOut === undefined || !timedOut.includes(pick.address)) return pick;
+  pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+  return { kind: 'none', reason: 'no-instances' };
+}

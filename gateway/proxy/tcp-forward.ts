@@ -7,6 +7,7 @@ import { cutByDrain } from '../entrypoints/drain-cut.ts';
 import { tcpServiceCells, type TcpServiceCells } from '../telemetry/index.ts';
 import type { AttemptObserver } from './proxy.ts';
 import { proxyProtocolHeader } from './proxy-protocol.ts';
+import { unlessTimedOut } from './proxy-retry-pick.ts';
 import { spliceSockets } from './socket-splice.ts';
 
 /** How one client connection is forwarded: where to, how often to try, and for how long. */
@@ -114,12 +115,14 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
   // The consistent-hash key: the client address as `plainIp` writes it, as the PROXY header does.
   const clientIp = client.remoteAddress === undefined ? undefined : plainIp(client.remoteAddress);
   const tried: string[] = [];
+  // Instances whose connect timed out: never tried again for this connection (`unlessTimedOut`).
+  let timedOut: string[] | undefined;
   let lastError: string | undefined;
 
   const attempt = (number: number) => {
     if (client.destroyed) return;
     // A retry picks from the balancer in force (a reload may have replaced or closed the first one), as HTTP retries do.
-    const pick = distinctPick(number === 1 ? picker : (dependencies.pickerFor(service) ?? picker), clientIp, tried);
+    const pick = unlessTimedOut(distinctPick(number === 1 ? picker : (dependencies.pickerFor(service) ?? picker), clientIp, tried), timedOut);
     if (pick.kind === 'none') {
       if (lastError !== undefined) return void client.destroy();
       record.errorClass = pick.reason;
@@ -146,6 +149,7 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
       if (!isNotUpstreamFault(errorClass)) dependencies.observer?.attempt(service, pick.address, errorClass);
       cells.error(errorClass);
       lastError = record.errorClass = errorClass;
+      if (errorClass === 'connect-timeout') (timedOut ??= []).push(pick.address);
       dependencies.log.debug({ service, upstream: pick.address, errorClass, err: error?.message, attempt: number }, 'tcp connect failed');
       if (number < policy.attempts) attempt(number + 1);
       else client.destroy();

@@ -1,0 +1,87 @@
+// An instance whose connect timed out is not tried again for the same connection or request (Envoy's
+// previous_hosts, nginx's proxy_next_upstream): with one instance that never answers a SYN (a listener whose accept queue is full), a tcp
+// connection and an HTTP request end after one attempt, not after attempts x timeouts.connect.
+import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logOf, sendRequest, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+
+const CONNECT_MS = 400;
+
+/**
+ * A real listener that never accepts (python's listen(0)), its one-slot accept queue filled by one
+ * connection: Linux drops the SYNs that follow, so a connect to it can only time out.
+ */
+async function startBlackhole(): Promise<{ address: string; stop: () => void }> {
+  const listener = spawn('python3', ['-c', "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0); print(s.getsockname()[1], flush=True); time.sleep(3600)"]);
+  const port = await new Promise<number>((resolve) => listener.stdout.once('data', (data: Buffer) => resolve(Number(String(data).trim()))));
+  const fillers: Socket[] = [];
+  // Connects until one stays pending: the queue is then full.
+  await waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port }).on('error', () => undefined);
+        fillers.push(socket);
+        const timer = setTimeout(() => resolve(true), 300);
+        socket.once('connect', () => (clearTimeout(timer), resolve(false)));
+      }),
+    { timeoutMs: 10_000, message: 'the blackhole\'s accept queue to fill' },
+  );
+  return { address: `127.0.0.1:${port}`, stop: () => (fillers.forEach((socket) => socket.destroy()), listener.kill()) };
+}
+
+describe('a connect timeout on the one instance', () => {
+  let gateway: GatewayProcess;
+  let blackhole: { address: string; stop: () => void };
+
+  beforeAll(async () => {
+    blackhole = await startBlackhole();
+    gateway = await startGateway(`
+accessLog: true
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+  db: { listen: "127.0.0.1:{{port:db}}", protocol: tcp, service: hole }
+admin: 127.0.0.1:{{adminPort}}
+services:
+  hole: { instances: ["${blackhole.address}"], healthCheck: false, outlierDetection: false, timeouts: { connect: ${CONNECT_MS}ms }, retries: { attempts: 3 } }
+routes:
+  - { path: /, service: hole }
+`);
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    blackhole?.stop();
+  });
+
+  const logLines = async () =>
+    (await readFile(gateway.process.logFile, 'utf8'))
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+  it('closes a tcp connection after one attempt, logged as connect-timeout with attempts 1', async () => {
+    const startedAt = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: gateway.ports.db! });
+      socket.on('error', () => undefined).once('close', () => resolve());
+      setTimeout(() => reject(new Error('the connection still open after 10 s')), 10_000).unref();
+    });
+    // One timeout, not three in turn (1,200 ms).
+    expect(performance.now() - startedAt).toBeLessThan(3 * CONNECT_MS);
+    const line = await waitFor(async () => (await logLines()).find((entry) => entry.protocol === 'tcp' && entry.service === 'hole' && 'attempts' in entry), { timeoutMs: 10_000, message: 'the tcp access log line' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+    expect(line).toMatchObject({ service: 'hole', upstream: blackhole.address, attempts: 1, errorClass: 'connect-timeout' });
+  });
+
+  it('answers an HTTP request 504 after one attempt, logged with attempts 1', async () => {
+    const startedAt = performance.now();
+    const answer = await sendRequest(gateway.port, '/once');
+    expect(answer.status).toBe(504);
+    expect(performance.now() - startedAt).toBeLessThan(3 * CONNECT_MS);
+    const line = await waitFor(async () => (await logLines()).find((entry) => entry.path === '/once'), { timeoutMs: 10_000, message: 'the access log line of /once' });
+    expect(line).toMatchObject({ service: 'hole', upstream: blackhole.address, attempts: 1, errorClass: 'connect-timeout', status: 504 });
+  });
+});
