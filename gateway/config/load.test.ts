@@ -177,10 +177,6 @@ describe('parseConfig errors', () => {
     ['routes:\n  - { name: a, service: a }\n  - { name: a, service: b }', 'routes.1.name (line 3): route name "a" is already used by routes.0'],
     ['forwarding: { trustedProxies: [10.0.0.0/33] }', 'forwarding.trustedProxies.0 (line 1): expected an IP address, a CIDR'],
     ['limits: { headersTimeout: 10m, requestTimeout: 1m }', 'limits.headersTimeout (line 1): must not exceed limits.requestTimeout'],
-    // A tcp entry point forwards clear bytes: upstream TLS on its service was ignored without a word.
-    ['entryPoints:\n  db: { listen: 5433, protocol: tcp, service: pg }\nservices:\n  pg: { tls: { serverName: pg.internal } }', 'services.pg.tls (line 4): a tcp entry point forwards bytes as they are; upstream TLS applies to HTTP routes only: entry point "db" would ignore it'],
-    ['entryPoints:\n  db: { listen: 5433, protocol: tcp, service: pg }\nservices:\n  pg: { protocol: https }', 'services.pg.protocol (line 4): a tcp entry point forwards bytes as they are; upstream TLS applies to HTTP routes only: entry point "db" would send its instances clear bytes where they expect TLS (https)'],
-    ['entryPoints:\n  web: { listen: 8080 }\n  db: { listen: 5433, protocol: tcp, service: api }\nservices:\n  api: { protocol: h2, tls: { verify: false } }\nroutes:\n  - { path: /, service: api }', 'services.api.protocol (line 5): a tcp entry point forwards bytes as they are; upstream TLS applies to HTTP routes only: entry point "db" would send its instances clear bytes where they expect TLS (h2); routes.0 uses it over HTTP, where it applies, but the tcp entry point would not'],
     ['limits: { headersTimeout: 0 }', 'limits.headersTimeout (line 1): must be above 0: it also bounds the TLS handshake'],
     ['Listen: 8080', 'Listen (line 1): unknown field "Listen" (did you mean "listen"?)'],
     ['balancer: random', 'balancer (line 1): unknown field "balancer" (it belongs in another section)'],

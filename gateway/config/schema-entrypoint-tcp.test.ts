@@ -46,17 +46,6 @@ describe('tcp entry points in the configuration file', () => {
     expectRefused(text, expected);
   });
 
-  it('leaves upstream TLS that something uses on a tcp entry point\'s service: passthrough (the instances speak TLS), an https check, and defaults', () => {
-    const text =
-      'entryPoints:\n  edge: { listen: 443, protocol: tcp, passthrough: true, service: site }\n  cache: { listen: 6380, protocol: tcp, service: redis }\n  db: { listen: 5433, protocol: tcp, service: pg }\n' +
-      'defaults: { protocol: https, tls: { verify: false } }\n' +
-      'services:\n  site: { protocol: https, tls: { serverName: site.internal } }\n  redis: { tls: { serverName: redis.internal }, healthCheck: { protocol: https, port: 9901, path: /healthz } }\n';
-    const config = parseConfig('g.yaml', text);
-    expect(config.services.get('site')!.tls.serverName).toBe('site.internal');
-    expect(config.services.get('redis')!.healthCheck).toMatchObject({ type: 'http', protocol: 'https', port: 9901 });
-    expect(config.services.get('pg')!.protocol).toBe('https');
-  });
-
   it('passes TLS through by server name, the sni table alone leaving names it does not list to no service', () => {
     const config = parseConfig('g.yaml', 'entryPoints:\n  edge: { listen: 443, protocol: tcp, passthrough: true, sni: { A.test: a, "*.b.test": b } }\n');
     const [edge] = config.entryPoints;
