@@ -126,11 +126,6 @@ function holdWriteFailures(socket: Socket): void {
 /** undici's `kReset` symbol, found on the first socket that has one. */
 let resetKey: symbol | undefined;
 
-/** @internal Whether undici will close `socket` once its requests are done rather than send another on it (`kReset`). */
-export function isMarkedNotReusable(socket: Socket): boolean {
-  return resetKey !== undefined && (socket as unknown as Record<symbol, unknown>)[resetKey] === true;
-}
-
 /**
  * Tells undici never to send another request on `socket` (its `kReset`, as for a request that asked
  * `Connection: close`): it closes the socket once the current answer is read, and a request waiting
