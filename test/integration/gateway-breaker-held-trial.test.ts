@@ -26,7 +26,7 @@ describe("a half-open breaker's trial answered while still queued for a connecti
     server = createServer((request: IncomingMessage, response: ServerResponse) => {
       received.push(request.url!);
       request.resume();
-      if (request.url!.startsWith('/hold')) return void held.push(response);
+      if (request.url!.startsWith('/hold') || request.url!.startsWith('/trial/held')) return void held.push(response);
       if (request.url!.startsWith('/trial/fail')) return void response.writeHead(500).end('failing');
       response.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
     });
@@ -76,17 +76,29 @@ routes:
     expect((await trialBreaker())?.state).toBe('half-open');
     // The next call takes the freed trial slot (no fallback): it waits for the connection in turn.
     let settled = false;
-    const next = sendRequest(gateway.port, '/trial/ok').finally(() => (settled = true));
+    const next = sendRequest(gateway.port, '/trial/held').finally(() => (settled = true));
     // In the breaker's hands (the held call's and its own) before the connection frees, unless answered already.
     await waitFor(async () => settled || (await trialBreaker())?.inFlight === 2 || undefined, { timeoutMs: 10_000, message: 'the next /trial call at the gateway' });
     held.shift()!.end('released');
     expect((await holding).status).toBe(200);
+    // The connection freed: the queued gRPC call is dropped, its slot let go (counted once), and the
+    // next call reaches the instance, which holds it: the one trial of the period, in flight.
+    await waitFor(() => held.length === 1 || settled || undefined, { timeoutMs: 10_000, message: 'the backend holding /trial/held' });
+    await waitFor(async () => (await trialBreaker())?.inFlight === 1 || undefined, { timeoutMs: 10_000, message: "the dropped call's slot let go" });
+    // Letting go of the dropped call freed no second trial slot: a call meanwhile gets the fallback
+    // at once (admitted as a second trial, it would wait behind the held one for the connection).
+    let meanwhileSettled = false;
+    const meanwhile = sendRequest(gateway.port, '/trial/ok').finally(() => (meanwhileSettled = true));
+    await waitFor(async () => meanwhileSettled || (await trialBreaker())?.inFlight === 2 || undefined, { timeoutMs: 10_000, message: 'the call meanwhile at the gateway' });
+    held.shift()!.end('ok');
+    expect((await meanwhile).headers['x-fallback']).toBe('static');
     const answer = await next;
     expect(answer.headers['x-fallback']).toBeUndefined();
     expect(answer.body).toBe('ok');
     // The queued gRPC call never reached the instance; the trial that did closed the breaker.
-    expect(received).toEqual(['/trial/fail', '/trial/fail', '/hold', '/trial/ok']);
+    expect(received).toEqual(['/trial/fail', '/trial/fail', '/hold', '/trial/held']);
     expect((await trialBreaker())?.state).toBe('closed');
+    await waitFor(async () => (await trialBreaker())?.inFlight === 0 || undefined, { message: 'no call of the breaker in flight' });
     // Its access line comes once the transport has let go of it.
     await waitFor(async () => /"status":504,.*"errorClass":"deadline-exceeded"/.test(await logOf(gateway.process)) || undefined, { message: "the gRPC call's access line" });
   });
