@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { bufferedDestination, PIPE_BUF, pieceEnd, type Output } from './access-log-destination.ts';
+import { bufferedDestination, EPISODE_QUIET_MS, PIPE_BUF, pieceEnd, type Output } from './access-log-destination.ts';
 
 /** An output that records each batch and completes it only when the test says so. */
 function heldOutput() {
@@ -11,6 +11,20 @@ function heldOutput() {
     pending.push(done);
   };
   return { batches, output, complete: (error?: Error) => pending.shift()!(error) };
+}
+
+/** A destination of two lines' room (4 bytes) writing each line at once, over a held output, and what it told of drops (`drop: reason`, `flow: count`). */
+function episodeDestination() {
+  const { output, complete } = heldOutput();
+  const told: string[] = [];
+  const destination = bufferedDestination(output, {
+    maxBufferBytes: 4,
+    flushDelayMs: 0,
+    onDropped: () => undefined,
+    onFirstDrop: (reason) => told.push(`drop: ${reason}`),
+    onFlowAgain: (dropped) => told.push(`flow: ${dropped}`),
+  });
+  return { destination, told, complete };
 }
 
 describe('bufferedDestination', () => {
@@ -87,15 +101,7 @@ describe('bufferedDestination', () => {
   });
 
   it('tells of drops once an episode: at its first drop, and as a batch taken after the last drop is written, with the episode\'s count; a later drop starts another', () => {
-    const { output, complete } = heldOutput();
-    const told: string[] = [];
-    const destination = bufferedDestination(output, {
-      maxBufferBytes: 4,
-      flushDelayMs: 0,
-      onDropped: () => undefined,
-      onFirstDrop: (reason) => told.push(`drop: ${reason}`),
-      onFlowAgain: (dropped) => told.push(`flow: ${dropped}`),
-    });
+    const { destination, told, complete } = episodeDestination();
     // The reader stalls: the first batch is out, the other buffer fills, and two lines are dropped.
     destination.write('a\n');
     destination.write('b\n');
@@ -106,16 +112,43 @@ describe('bufferedDestination', () => {
     // The stalled batch goes, but lines were dropped while it was out: they do not flow yet.
     complete();
     expect(told).toHaveLength(1);
-    // The batch taken after the last drop is written: the episode ends with its two lines.
+    // The batch taken after the last drop is written, EPISODE_QUIET_MS after it: the episode ends with its two lines.
+    vi.advanceTimersByTime(EPISODE_QUIET_MS);
     complete();
     expect(told).toEqual(['drop: the access log reader is not keeping up', 'flow: 2']);
     // Hours later, a second episode (the reader went away) is told again, and its end with its own count.
+    vi.advanceTimersByTime(3_600_000);
     destination.write('f\n');
     complete(new Error('EPIPE'));
+    vi.advanceTimersByTime(EPISODE_QUIET_MS);
     destination.write('g\n');
     complete();
     expect(told.slice(2)).toEqual(['drop: the access log cannot be written: EPIPE', 'flow: 1']);
     expect(destination.dropped).toBe(3);
+  });
+
+  it('holds a reader that stalls again and again within EPISODE_QUIET_MS as one episode: one warning, and one info line once no line was dropped for that long', () => {
+    const { destination, told, complete } = episodeDestination();
+    // A log shipper that pauses its input every second: each stall drops a line, each batch after it goes.
+    for (let stall = 0; stall < 5; stall += 1) {
+      destination.write('a\n');
+      destination.write('b\n');
+      destination.write('c\n');
+      destination.write('d\n');
+      complete();
+      complete();
+      vi.advanceTimersByTime(1_000);
+    }
+    expect(told).toEqual(['drop: the access log reader is not keeping up']);
+    // Lines go on flowing: the batch written EPISODE_QUIET_MS after the last drop ends the episode, with its five lines.
+    vi.advanceTimersByTime(EPISODE_QUIET_MS - 1_000 - 1);
+    destination.write('e\n');
+    complete();
+    expect(told).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    destination.write('f\n');
+    complete();
+    expect(told).toEqual(['drop: the access log reader is not keeping up', 'flow: 5']);
   });
 
   it('encodes lines as UTF-8 and drops a line that does not fit, keeping the lines before it', () => {

@@ -33,8 +33,9 @@ export interface DestinationOptions {
   /** Told at the first line dropped of an episode of drops: the first ever, or the first since lines flowed again. */
   readonly onFirstDrop?: (reason: string) => void;
   /**
-   * Told when lines flow again after drops: a batch was written whole and no line was dropped since
-   * it was taken. `dropped` is the episode's count; the next drop starts a new episode.
+   * Told when lines flow again after drops: a batch was written whole, no line was dropped since it
+   * was taken, and none for `EPISODE_QUIET_MS`. `dropped` is the episode's count; the next drop
+   * starts a new episode.
    */
   readonly onFlowAgain?: (dropped: number) => void;
   /** Counts dropped lines; in `switchboard_access_log_dropped_total` by default. */
@@ -47,6 +48,14 @@ export interface DestinationOptions {
    */
   readonly sharedWithOtherProcesses?: boolean;
 }
+
+/**
+ * How long no line may have been dropped before a written batch ends an episode of drops. A reader
+ * that stalls again and again (a log shipper pausing its input at its memory limit every second or
+ * so) then makes one long episode, not a warning and an info line at every stall, said into the
+ * very log pipeline that is behind.
+ */
+export const EPISODE_QUIET_MS = 10_000;
 
 /** The largest write to a pipe that Linux (and POSIX, for at least 512) keeps whole against other writers. */
 export const PIPE_BUF = 4_096;
@@ -163,6 +172,8 @@ class BufferedDestination implements AccessLogDestination {
   private droppedInEpisode = 0;
   /** A line was dropped since the batch being written was taken: its success does not say lines flow. */
   private droppedSinceBatch = false;
+  /** When the last drop was seen (`performance.now()`): stamped per batch, at the latest when the batch written during it completes, never per dropped line. */
+  private lastDropAt = 0;
   /** The two buffers, each made when first needed: `buffers[filling]` takes lines (`used` bytes of it are pending), the other is the batch being written, or free. */
   private readonly buffers: Array<Buffer | undefined> = [undefined, undefined];
   private filling = 0;
@@ -212,11 +223,12 @@ class BufferedDestination implements AccessLogDestination {
     this.filling = 1 - this.filling;
     this.used = 0;
     this.writing = true;
-    this.droppedSinceBatch = false;
+    // A line dropped while no batch was out (one larger than the buffer).
+    if (this.droppedSinceBatch) this.noteDrops(performance.now());
     this.output(batch, (error) => {
       this.writing = false;
       if (error) this.drop(`the access log cannot be written: ${error.message}`, countLines(batch));
-      else if (this.droppedInEpisode > 0 && !this.droppedSinceBatch) this.flowAgain();
+      if (this.droppedInEpisode > 0) this.episodeAfterBatch();
       // Lines that arrived meanwhile go out now rather than after another delay: they waited for
       // this write already. (A reader that keeps up takes each batch within the call, so this is
       // one small write only after a slow one: /proc/<pid>/io counted ~0.01 writes per request.)
@@ -239,6 +251,18 @@ class BufferedDestination implements AccessLogDestination {
     this.dropped += lines;
     if (this.options.onDropped) this.options.onDropped(lines);
     else accessLogDroppedTotal.inc(lines);
+  }
+
+  /** After a batch, during an episode: lines dropped while it was out (or the batch itself) push the episode's end back; else the episode ends once quiet for EPISODE_QUIET_MS. */
+  private episodeAfterBatch(): void {
+    const now = performance.now();
+    if (this.droppedSinceBatch) this.noteDrops(now);
+    else if (now - this.lastDropAt >= EPISODE_QUIET_MS) this.flowAgain();
+  }
+
+  private noteDrops(now: number): void {
+    this.lastDropAt = now;
+    this.droppedSinceBatch = false;
   }
 
   private flowAgain(): void {
