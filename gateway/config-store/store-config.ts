@@ -13,7 +13,7 @@ import { defaultSnapshotPath, readStoreSnapshot, writeStoreSnapshot } from './st
 import { filesFingerprint, filesNamedBy, filesOfRefusal } from '../config/named-files.ts';
 import { filesOfObject, MERGED_DOCUMENT, NO_FILE_WAIT, type FileWait } from './store-named-files.ts';
 import { createStoreSource, type StoreListing, type StoreSource } from './store-source.ts';
-import { configStoreState } from './store-status.ts';
+import { configStoreState, type IgnoredStoreKey, type StoreStatus } from './store-status.ts';
 
 /** Seams for tests: the file's results, the store source, the snapshot's reading, the log, and the quiet time of the named files' watch. */
 export interface StoreConfigOptions {
@@ -131,8 +131,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
           else log.info({ key, revision: current.revision }, 'refused config store object taken: a file it names has changed since its refusal');
         }
       }
-      const ignored = (current.ignored ?? []).map((key) => ({ key, reason: ignoredKeyReason(settings!.root, key) ?? 'neither an object nor a peer' }));
-      const status = { url: settings.url, revision: listing ? current.revision : null, source: listing?.origin ?? ('none' as const), applied: new Date().toISOString(), refused: merged.refused, ignored };
+      const status = { url: settings.url, revision: listing ? current.revision : null, source: listing?.origin ?? ('none' as const), applied: new Date().toISOString(), refused: merged.refused, ignored: ignoredOf(current) };
       if (!merged.ok && !emitted) {
         // At start there is no running configuration to keep: serve the file (valid on its own) rather than exit.
         log.error({ revision: current.revision, reason: merged.error.message }, 'the configuration merged with the config store was refused; starting from the file alone');
@@ -148,12 +147,9 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       const previous = configStoreState.current();
       const known = new Set((previous?.refused ?? []).map((entry) => `${entry.key}\n${entry.reason}`));
       for (const entry of merged.refused) if (!known.has(`${entry.key}\n${entry.reason}`)) log.warn({ key: entry.key, reason: entry.reason }, 'config store object refused; the rest applies');
-      // Once per key while it stays: a listing comes with every change of the store.
-      const ignoredBefore = new Set((previous?.ignored ?? []).map((entry) => entry.key));
-      for (const entry of ignored) if (!ignoredBefore.has(entry.key)) log.warn({ key: entry.key, reason: entry.reason }, 'config store key ignored: it is neither an object nor a peer');
+      noteIgnored(status.ignored, previous);
       configStoreState.update(status);
       for (const kind of STORE_KINDS) configStoreRefusedObjects.set({ kind }, merged.refused.filter((entry) => entry.kind === kind).length);
-      configStoreIgnoredKeys.set(ignored.length);
       const shared = listing?.origin === 'store';
       if (shared) configStoreState.markShared(merged.config);
       // A listing that changes nothing in force (a refused write, whose refusal is logged above) is not applied again:
@@ -177,6 +173,16 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
         // What is in force: a refused new value's last good one, so that a restart from the snapshot keeps serving it.
         writes = writes.then(() => writeStoreSnapshot(target, url, applied)).catch((error: unknown) => log.warn({ path: target, err: errorMessage(error) }, 'cannot write the config store snapshot'));
       }
+    };
+
+    /** The keys `current` lists as ignored, with why. */
+    const ignoredOf = (current: StoreListing): IgnoredStoreKey[] => (current.ignored ?? []).map((key) => ({ key, reason: ignoredKeyReason(settings!.root, key) ?? 'neither an object nor a peer' }));
+
+    /** Warns about each ignored key `previous` did not list (once per key while it stays: a listing comes with every change of the store), and counts them. */
+    const noteIgnored = (ignored: readonly IgnoredStoreKey[], previous: StoreStatus | undefined) => {
+      const ignoredBefore = new Set((previous?.ignored ?? []).map((entry) => entry.key));
+      for (const entry of ignored) if (!ignoredBefore.has(entry.key)) log.warn({ key: entry.key, reason: entry.reason }, 'config store key ignored: it is neither an object nor a peer');
+      configStoreIgnoredKeys.set(ignored.length);
     };
 
     /**
@@ -235,7 +241,17 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
         waiting = undefined;
         fallback = undefined;
         if (listing?.origin === 'snapshot') log.info({ revision: value.revision }, 'config store answers: catching up from the snapshot');
+        const previous = configStoreState.current();
+        // A stray key added or deleted changes no object: what is in force stays, unmerged, and no revision is applied for the peers.
+        const ignoredOnly = value.ignoredOnly === true && listing?.origin === 'store' && composing === undefined && previous !== undefined;
         listing = { value, origin: 'store' };
+        if (ignoredOnly) {
+          const { reason: _reason, ...status } = previous;
+          const ignored = ignoredOf(value);
+          noteIgnored(ignored, previous);
+          configStoreState.update({ ...status, ignored });
+          return;
+        }
         // Listings are whole snapshots: a burst of them (a script writing many objects, a restore)
         // is composed once, with the newest, after the events that arrived meanwhile are read. One
         // composition per event would block the event loop for the whole burst.

@@ -97,28 +97,38 @@ export class EtcdStoreSource implements StoreSource {
   }
 
   private onWatchResponse(response: IWatchResponse): void {
-    let touched = false;
+    let objects = false;
+    let ignored = false;
     for (const event of response.events) {
       // Peers' keys change with every revision a gateway applies: no listing for them.
-      touched = this.take(event.kv.key.toString('utf8'), event.type === 'Put' ? event.kv.value.toString('utf8') : undefined) || touched;
+      const changed = this.take(event.kv.key.toString('utf8'), event.type === 'Put' ? event.kv.value.toString('utf8') : undefined);
+      objects ||= changed === 'object';
+      ignored ||= changed === 'ignored';
     }
-    if (touched) this.emit(response.header.revision);
+    if (objects || ignored) this.emit(response.header.revision, !objects);
   }
 
-  /** Records a key's value (undefined: deleted); whether the key is an object or an ignored key, which a listing shows. */
-  private take(key: string, value: string | undefined): boolean {
+  /**
+   * Records a key's value (undefined: deleted); what a listing shows of it changed: an object's value
+   * (`object`), or the ignored keys (`ignored`: one added or deleted, not a stray key's new value).
+   */
+  private take(key: string, value: string | undefined): 'object' | 'ignored' | undefined {
     const { root } = this.location;
-    const kept = parseObjectKey(root, key) ? this.entries : ignoredKeyReason(root, key) !== undefined ? this.ignored : undefined;
-    if (!kept) return false;
-    if (value === undefined) kept.delete(key);
-    else if (kept === this.entries) this.entries.set(key, value);
-    else this.ignored.add(key);
-    return true;
+    if (parseObjectKey(root, key)) {
+      if (value === undefined) this.entries.delete(key);
+      else this.entries.set(key, value);
+      return 'object';
+    }
+    if (ignoredKeyReason(root, key) === undefined) return undefined;
+    if (value === undefined) return this.ignored.delete(key) ? 'ignored' : undefined;
+    if (this.ignored.has(key)) return undefined;
+    this.ignored.add(key);
+    return 'ignored';
   }
 
-  private emit(revision: string): void {
+  private emit(revision: string, ignoredOnly = false): void {
     this.setReason(null);
-    this.subject.next({ revision, entries: new Map(this.entries), ignored: [...this.ignored], receivedAt: Date.now() });
+    this.subject.next({ revision, entries: new Map(this.entries), ignored: [...this.ignored], ignoredOnly, receivedAt: Date.now() });
   }
 
   /** Sends `next` on `reason$` when it differs: a retry that fails the same way again is not news. */

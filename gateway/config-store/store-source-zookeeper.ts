@@ -51,6 +51,8 @@ export class ZooKeeperStoreSource implements StoreSource {
   private revision = '0';
   private timer: NodeJS.Timeout | undefined;
   private firstChangeAt: number | undefined;
+  /** Whether a kind was published since the last listing; false: only the ignored znodes changed (`StoreListing.ignoredOnly`). */
+  private objectsChanged = false;
   private closing: Promise<void> | undefined;
   private sessions = 0;
   /** Set while disconnected: the next `connected` on the same session reads the tree again. */
@@ -131,7 +133,7 @@ export class ZooKeeperStoreSource implements StoreSource {
     void tree.sync().then(() => {
       if (tree !== this.tree) return;
       this.synced = true;
-      this.flush();
+      this.flush(true);
     });
   }
 
@@ -151,7 +153,7 @@ export class ZooKeeperStoreSource implements StoreSource {
       this.reconnecting = false;
       configStoreResyncsTotal.inc({ reason: 'reconnect' });
       const tree = this.tree;
-      void tree.sync().then(() => tree === this.tree && this.synced && this.flush());
+      void tree.sync().then(() => tree === this.tree && this.synced && this.flush(true));
     }
   }
 
@@ -159,7 +161,8 @@ export class ZooKeeperStoreSource implements StoreSource {
     if (kind === PEERS_DIR) return;
     if (!isStoreKind(kind)) {
       const keys = entries.map((entry) => `${this.location.root}/${kind}/${entry.name}`);
-      if (keys.length === 0 && !this.ignoredByDir.has(kind)) return;
+      // A stray znode's new data, or its directory read again, changes nothing listed.
+      if (sameKeys(keys, this.ignoredByDir.get(kind) ?? [])) return;
       if (keys.length === 0) this.ignoredByDir.delete(kind);
       else this.ignoredByDir.set(kind, keys);
       return this.changed(revision);
@@ -171,6 +174,7 @@ export class ZooKeeperStoreSource implements StoreSource {
     }
     if (values.size === 0) this.byKind.delete(kind);
     else this.byKind.set(kind, values);
+    this.objectsChanged = true;
     this.changed(revision);
   }
 
@@ -183,13 +187,16 @@ export class ZooKeeperStoreSource implements StoreSource {
     this.timer = setTimeout(() => this.flush(), gatherDelayMs(firstChangeAt, Date.now()));
   }
 
-  private flush(): void {
+  /** Sends the listing gathered; `full`: after a read of the whole tree, whose objects are news even if no kind was published. */
+  private flush(full = false): void {
     clearTimeout(this.timer);
     if (this.closing) return;
     const entries = new Map<string, string>();
     for (const values of this.byKind.values()) for (const [key, value] of values) entries.set(key, value);
-    this.subject.next({ revision: this.revision, entries, ignored: [...this.ignoredByDir.values()].flat(), receivedAt: this.firstChangeAt ?? Date.now() });
+    const ignoredOnly = !full && !this.objectsChanged;
+    this.subject.next({ revision: this.revision, entries, ignored: [...this.ignoredByDir.values()].flat(), ignoredOnly, receivedAt: this.firstChangeAt ?? Date.now() });
     this.firstChangeAt = undefined;
+    this.objectsChanged = false;
     this.setReason(this.unreadReason());
   }
 
@@ -214,4 +221,11 @@ export class ZooKeeperStoreSource implements StoreSource {
       this.log.error({ err: errorMessage(error) }, 'config store failed to handle a ZooKeeper session event');
     }
   }
+}
+
+/** Whether two lists of keys hold the same keys (each list without repeats). */
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const known = new Set(b);
+  return a.every((key) => known.has(key));
 }

@@ -11,6 +11,12 @@ export interface StoreListing {
   readonly entries: ReadonlyMap<string, string>;
   /** Keys under the root that are neither objects nor peers (`ignoredKeyReason`), which the gateway ignores; none when absent. */
   readonly ignored?: readonly string[];
+  /**
+   * True when only `ignored` changed since the source's previous listing (a stray key added or
+   * deleted): its objects are the previous listing's, so the reader updates what it lists as
+   * ignored and composes nothing (no merge, no snapshot, no applied revision for peers).
+   */
+  readonly ignoredOnly?: boolean;
   /** `Date.now()` when the change that produced this listing reached the gateway (the watch event, or the listing's answer). */
   readonly receivedAt: number;
 }

@@ -24,6 +24,11 @@ async function ignoredKeys(admin: AdminClient): Promise<string[]> {
   return (await storeOf(admin)).ignored.map((entry) => entry.key).sort();
 }
 
+/** How many store listings the gateway merged and applied (`switchboard_config_propagation_seconds` observes each one). */
+async function appliedListings(admin: AdminClient): Promise<number | undefined> {
+  return sampleValue(await admin.metrics(), 'switchboard_config_propagation_seconds_count');
+}
+
 /**
  * A key under the store's root that is neither an object nor a peer (a typo written with etcdctl or
  * zkCli) does nothing: the gateway says so once per key in its log, counts it, and lists it with the
@@ -68,6 +73,15 @@ describe('keys under the store root that are neither objects nor peers', () => {
     await ctl('del', `${root}/route/x`);
     await waitFor(async () => (await ignoredKeys(admin)).length === 2, { timeoutMs: CONVERGENCE_MS, message: 'the deleted stray key to be forgotten' });
     expect(sampleValue(await admin.metrics(), 'switchboard_config_store_ignored_keys')).toBe(2);
+
+    // A stray key's new value, and a stray key added, change no object: nothing is merged or applied again.
+    const applied = await appliedListings(admin);
+    expect(applied).toBeGreaterThan(0);
+    await ctl('put', `${root}/routes`, 'another value');
+    await ctl('put', `${root}/route/y`, route);
+    await waitFor(async () => (await ignoredKeys(admin)).includes(`${root}/route/y`), { timeoutMs: CONVERGENCE_MS, message: 'the added stray key to be listed' });
+    expect(await appliedListings(admin)).toBe(applied);
+    expect(sampleValue(await admin.metrics(), 'switchboard_config_store_ignored_keys')).toBe(3);
   });
 
   it('ZooKeeper: lists a znode below a child of the root that is no kind, and forgets it once deleted', async () => {
@@ -79,6 +93,16 @@ describe('keys under the store root that are neither objects nor peers', () => {
     expect((await storeOf(admin)).ignored).toEqual([{ key: `${root}/middleware/auth`, reason: '"middleware" is not a kind of object (services, middlewares, consumers, certificates, routes): did you mean "middlewares"?' }]);
     expect(sampleValue(await admin.metrics(), 'switchboard_config_store_ignored_keys')).toBe(1);
     expect((await jsonLogLinesFrom(gateway.process)).filter((line) => line.msg === IGNORED_WARNING).map((line) => line.key)).toEqual([`${root}/middleware/auth`]);
+
+    // A stray znode's new data, and a stray znode added, change no object: nothing is merged or applied again.
+    const applied = await appliedListings(admin);
+    expect(applied).toBeGreaterThan(0);
+    await stores.zookeeper((client, done) => client.setData(`${root}/middleware/auth`, Buffer.from('another value'), -1, done));
+    await stores.zookeeper((client, done) => client.create(`${root}/middleware/jwt`, done));
+    await waitFor(async () => (await ignoredKeys(admin)).length === 2, { timeoutMs: CONVERGENCE_MS, message: 'the added stray znode to be listed' });
+    expect(await appliedListings(admin)).toBe(applied);
+
+    await stores.zookeeper((client, done) => client.remove(`${root}/middleware/jwt`, -1, done));
     await stores.zookeeper((client, done) => client.remove(`${root}/middleware/auth`, -1, done));
     await waitFor(async () => (await ignoredKeys(admin)).length === 0, { timeoutMs: CONVERGENCE_MS, message: 'the deleted stray znode to be forgotten' });
   });
