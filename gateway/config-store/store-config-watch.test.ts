@@ -311,6 +311,19 @@ describe('watchConfigWithStore', () => {
     expect(store.results.at(-1)?.ok).toBe(false);
   });
 
+  it('logs at most ten keys newly ignored a listing one by one and the rest as a count, none again while they stay', async () => {
+    const lines: { msg: string; key?: string; more?: number; total?: number }[] = [];
+    const store = scripted(pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) }));
+    store.file$.next(fileResult(store.path, store.text));
+    const root = store.url.slice(store.url.lastIndexOf('/'));
+    const stray = Array.from({ length: 2_000 }, (_, index) => `${root}/route/${index}`);
+    await store.list({ ...store.listing('5', {}), ignored: stray });
+    await store.list({ ...store.listing('6', { added: { path: '/added', service: 's' } }), ignored: [...stray, `${root}/route/last`] });
+    const warnings = lines.filter((line) => line.msg.startsWith('config store key ignored') || line.msg.startsWith('more config store keys ignored'));
+    expect(warnings.map((line) => line.key ?? `${line.more} more of ${line.total}`)).toEqual([...stray.slice(0, 10), '1990 more of 2000', `${root}/route/last`]);
+    expect(configStoreState.current()?.ignored).toHaveLength(2_001);
+  });
+
   it('closes the store source on unsubscribe', () => {
     const store = scripted();
     store.file$.next(fileResult(store.path, store.text));

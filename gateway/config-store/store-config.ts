@@ -25,6 +25,9 @@ export interface StoreConfigOptions {
   readonly debounceMs?: number;
 }
 
+/** How many keys newly ignored a listing logs one by one; the rest are logged as a count. */
+const MAX_IGNORED_WARNINGS = 10;
+
 /** How many times a merged document refused for a store object's sake is retried without that object. */
 const MAX_ATTRIBUTION_ROUNDS = 8;
 
@@ -178,10 +181,16 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     /** The keys `current` lists as ignored, with why. */
     const ignoredOf = (current: StoreListing): IgnoredStoreKey[] => (current.ignored ?? []).map((key) => ({ key, reason: ignoredKeyReason(settings!.root, key) ?? 'neither an object nor a peer' }));
 
-    /** Warns about each ignored key `previous` did not list (once per key while it stays: a listing comes with every change of the store), and counts them. */
+    /**
+     * Warns about each ignored key `previous` did not list (once per key while it stays: a listing comes
+     * with every change of the store), at most `MAX_IGNORED_WARNINGS` a listing and one line for the
+     * rest (a script writing thousands of keys under a misspelt root), and counts them.
+     */
     const noteIgnored = (ignored: readonly IgnoredStoreKey[], previous: StoreStatus | undefined) => {
       const ignoredBefore = new Set((previous?.ignored ?? []).map((entry) => entry.key));
-      for (const entry of ignored) if (!ignoredBefore.has(entry.key)) log.warn({ key: entry.key, reason: entry.reason }, 'config store key ignored: it is neither an object nor a peer');
+      const added = ignored.filter((entry) => !ignoredBefore.has(entry.key));
+      for (const entry of added.slice(0, MAX_IGNORED_WARNINGS)) log.warn({ key: entry.key, reason: entry.reason }, 'config store key ignored: it is neither an object nor a peer');
+      if (added.length > MAX_IGNORED_WARNINGS) log.warn({ more: added.length - MAX_IGNORED_WARNINGS, total: ignored.length }, 'more config store keys ignored, not logged one by one: GET /api/store lists them all');
       configStoreIgnoredKeys.set(ignored.length);
     };
 
