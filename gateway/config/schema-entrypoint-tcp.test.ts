@@ -38,6 +38,7 @@ describe('tcp entry points in the configuration file', () => {
     ['passthrough beside tls', `entryPoints:\n  r: { listen: 6380, protocol: tcp, passthrough: true, sni: { a.example: a }, ${TLS} }\n`, 'entryPoints.r.passthrough (line 2): passthrough forwards the TLS bytes to the instance'],
     ['passthrough on an https entry point', `entryPoints:\n  w: { listen: 8443, protocol: https, passthrough: true, ${TLS} }\n`, 'entryPoints.w.passthrough (line 2): passthrough is for tcp entry points'],
     ['passthrough without a service or an sni table', 'entryPoints:\n  r: { listen: 6380, protocol: tcp, passthrough: true }\n', 'entryPoints.r.service (line 2): a tcp entry point forwards to one service'],
+    ['passthrough with an empty sni table and no service', 'entryPoints:\n  r: { listen: 6380, protocol: tcp, passthrough: true, sni: {} }\n', 'entryPoints.r.service (line 2): a tcp entry point forwards to one service'],
     ['middlewares on tcp', 'middlewares:\n  h: { hsts: { maxAge: 1d } }\nentryPoints:\n  r: { listen: 6380, protocol: tcp, service: r, middlewares: [h] }\n', 'entryPoints.r.middlewares (line 4): middlewares act on HTTP requests'],
     ['service on http', 'entryPoints:\n  web: { listen: 8080, service: api }\n', 'entryPoints.web.service (line 2): service is for tcp entry points'],
     ['a PROXY protocol version 3', 'entryPoints:\n  r: { listen: 6380, protocol: tcp, service: r, proxyProtocol: 3 }\n', 'entryPoints.r.proxyProtocol (line 2): expected 1 (text) or 2 (binary)'],

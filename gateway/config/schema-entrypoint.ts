@@ -82,7 +82,7 @@ export const entryPointSchema = entryPointFields.superRefine((entryPoint, contex
  */
 function tcpIssues(entryPoint: z.output<typeof entryPointFields>, problem: (path: string, message: string) => void): void {
   const passthrough = entryPoint.passthrough === true;
-  if (entryPoint.service === undefined && entryPoint.sni === undefined) problem('service', 'a tcp entry point forwards to one service: add service: <name> (or an sni table, with passthrough: true or tls)');
+  if (entryPoint.service === undefined && (entryPoint.sni === undefined || Object.keys(entryPoint.sni).length === 0)) problem('service', 'a tcp entry point forwards to one service: add service: <name> (or an sni table, with passthrough: true or tls)');
   if (passthrough && entryPoint.tls !== undefined) {
     problem('passthrough', 'passthrough forwards the TLS bytes to the instance, which holds the certificate, while tls terminates TLS at the gateway: keep one');
   }
