@@ -47,6 +47,21 @@ describe('tcp entry points in the configuration file', () => {
     expectRefused(text, expected);
   });
 
+  it('leaves upstream TLS on a tcp entry point\'s service when the client\'s own bytes reach it (plain, passthrough), an https check reads it, or defaults give it', () => {
+    const text =
+      'entryPoints:\n  edge: { listen: 443, protocol: tcp, passthrough: true, service: site }\n  relay: { listen: 8443, protocol: tcp, service: origin }\n' +
+      `  cache: { listen: 6380, protocol: tcp, service: redis, ${TLS} }\n  db: { listen: 5433, protocol: tcp, service: pg, ${TLS} }\n` +
+      'defaults: { protocol: https, tls: { verify: false } }\n' +
+      'services:\n  site: { protocol: https, tls: { serverName: site.internal } }\n  origin: { protocol: https, tls: { serverName: origin.internal } }\n' +
+      '  redis: { tls: { serverName: redis.internal }, healthCheck: { protocol: https, port: 9901, path: /healthz } }\n';
+    // The schema alone: the certificate files do not exist.
+    const config = parseConfig('g.yaml', text, { readFiles: false });
+    expect(config.services.get('site')!.tls.serverName).toBe('site.internal');
+    expect(config.services.get('origin')!.protocol).toBe('https');
+    expect(config.services.get('redis')!.healthCheck).toMatchObject({ type: 'http', protocol: 'https', port: 9901 });
+    expect(config.services.get('pg')!.protocol).toBe('https');
+  });
+
   it('passes TLS through by server name, the sni table alone leaving names it does not list to no service', () => {
     const config = parseConfig('g.yaml', 'entryPoints:\n  edge: { listen: 443, protocol: tcp, passthrough: true, sni: { A.test: a, "*.b.test": b } }\n');
     const [edge] = config.entryPoints;

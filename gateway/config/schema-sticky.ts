@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { tcpServicesOf, type TcpEntryPointLayer } from './schema-tcp-service.ts';
 import { longDuration, section } from './schema-values.ts';
 
 /** A cookie name (RFC 6265 token). */
@@ -32,7 +33,7 @@ export function stickyIssues(
   config: {
     readonly defaults?: StickyLayer | undefined;
     readonly services?: Readonly<Record<string, StickyLayer | null>> | undefined;
-    readonly entryPoints?: Readonly<Record<string, { readonly protocol?: string | undefined; readonly service?: string | undefined; readonly sni?: Readonly<Record<string, string>> | undefined } | null>> | undefined;
+    readonly entryPoints?: Readonly<Record<string, TcpEntryPointLayer>> | undefined;
   },
   problem: (path: (string | number)[], message: string) => void,
 ): void {
@@ -49,13 +50,7 @@ export function stickyIssues(
   };
   if (config.defaults) check(config.defaults, ['defaults']);
   for (const [name, layer] of Object.entries(config.services ?? {})) if (layer) check(layer, ['services', name]);
-  const tcpServices = new Set<string>();
-  for (const entryPoint of Object.values(config.entryPoints ?? {})) {
-    if (entryPoint?.protocol !== 'tcp') continue;
-    if (entryPoint.service !== undefined) tcpServices.add(entryPoint.service);
-    for (const service of Object.values(entryPoint.sni ?? {})) tcpServices.add(service);
-  }
-  for (const service of tcpServices) {
+  for (const service of tcpServicesOf(config.entryPoints).keys()) {
     const sticky = config.services?.[service]?.sticky;
     if (sticky !== undefined && sticky !== false) problem(['services', service, 'sticky'], 'a tcp entry point forwards this service bytes, not HTTP requests: it has no cookie to stick by (set sticky: false)');
   }

@@ -13,6 +13,7 @@ import { routeSchema, serviceName } from './schema-route.ts';
 import { tracingSchema } from './schema-tracing.ts';
 import { mirrorServiceIssues } from './schema-route-mirror.ts';
 import { stickyIssues } from './schema-sticky.ts';
+import { tcpServiceTlsIssues } from './schema-tcp-service.ts';
 import { ejectionTimeIssues, serviceCheckProtocolIssues, serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from './schema-service.ts';
 import { byteSize, duration, ipRangeText, listenAddress, percent, section, type ListenAddress } from './schema-values.ts';
 
@@ -202,6 +203,7 @@ export const configSchema = section({
   slowStartIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   ejectionTimeIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   stickyIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
+  tcpServiceTlsIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   serviceCheckProtocolIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   mirrorServiceIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   const headersTimeout = config.limits?.headersTimeout ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs;
