@@ -13,7 +13,7 @@ import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { refusalClassOf, requestHeaders, responseHeaders, unsendableHead } from './transport-http2-headers.ts';
-import { cancelStream, countRefusedAnswer, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
+import { cancelStream, countRefusedAnswer, dropBody, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyRefusedError, ClientGoneError, HeadTooLargeError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
 import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
@@ -282,10 +282,13 @@ export function http2Attempt(
           if (replacement !== undefined) {
             sink = sendReplacement(context, replacement.status, outgoing, replacement.body);
             draining = true;
-            // Nobody reads the body of an answer replaced (a gRPC-Web call's 404 page): its stream
-            // is cancelled (RST_STREAM CANCEL) rather than read to its end, bounded only by the
-            // idle-body timeout; the session lives on. Towards HTTP/1.1 it is read, which keeps the connection.
-            if ((flags & NGHTTP2_FLAG_END_STREAM) === 0) leaveBody(opened);
+            // Nobody reads the body of an answer replaced (a gRPC-Web call's 404 page): the attempt
+            // is answered, and the body dropped (`dropBody`): read to its end when it is small and
+            // ends soon, else its stream cancelled rather than read until the idle-body timeout.
+            if ((flags & NGHTTP2_FLAG_END_STREAM) === 0) {
+              finish({ ok: true });
+              dropBody(opened);
+            }
             return;
           }
           const headerStatus = headers['grpc-status'];

@@ -3,7 +3,7 @@ import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { http2Frame } from '../entrypoints/http2-testing.ts';
-import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
+import { cancelStream, dropBody, DROPPED_BODY_BYTES, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { Http2SessionPool } from './transport-http2-sessions.ts';
 import { until } from './transport-http2-testing.ts';
 
@@ -87,6 +87,32 @@ describe('cancelStream', () => {
       expect(await seen((request) => cancelStream(request))).toEqual({ peerEnded: false, rstCode: constants.NGHTTP2_CANCEL });
       // What it replaces: node ends the writable side first, and the upstream sees a whole body.
       expect((await seen((request) => request.close(constants.NGHTTP2_CANCEL))).peerEnded).toBe(true);
+    } finally {
+      client.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('dropBody', () => {
+  it('reads a body that ends within its allowance to its end, and cancels one past it', async () => {
+    const server = createServer((request, response) => {
+      response.writeHead(404);
+      response.end('x'.repeat(Number(request.url.slice(1))));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const closedWith = async (size: number) => {
+        const closed = new Promise<number>((resolve) => server.once('stream', (stream: ServerHttp2Stream) => stream.once('close', () => resolve(stream.rstCode))));
+        const request = client.request({ ':path': `/${size}` }).on('error', () => undefined);
+        await new Promise((resolve) => request.once('response', resolve));
+        dropBody(request);
+        return closed;
+      };
+      expect(await closedWith(4_000)).toBe(0);
+      expect(await closedWith(DROPPED_BODY_BYTES)).toBe(0);
+      expect(await closedWith(4 * DROPPED_BODY_BYTES)).toBe(constants.NGHTTP2_CANCEL);
     } finally {
       client.close();
       await new Promise((resolve) => server.close(resolve));

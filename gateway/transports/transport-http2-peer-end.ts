@@ -70,6 +70,35 @@ export function cancelStream(stream: Http2Stream): void {
 }
 
 /**
+ * Drops the rest of a body nobody reads (an answer the gateway replaced): read on and thrown away
+ * while it ends within `DROPPED_BODY_BYTES` and `DROPPED_BODY_MS`, else cancelled (`cancelStream`).
+ * A small page that ends is not reset: node emits the stream's 'response' before the DATA frames
+ * read with the head, and a node server sends END_STREAM in a frame of its own after the page, so
+ * a cancel at the head reset whole answers, each counted towards `RESETS_BEFORE_RETIRING`. A page
+ * that never ends, or a large one, is cancelled rather than read until the idle-body timeout.
+ */
+export function dropBody(stream: Http2Stream): void {
+  if (stream.closed) return;
+  let bytes = 0;
+  const cancel = () => {
+    if (!stream.closed) cancelStream(stream);
+  };
+  const timer = setTimeout(cancel, DROPPED_BODY_MS);
+  stream.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > DROPPED_BODY_BYTES) cancel();
+  });
+  stream.once('close', () => clearTimeout(timer));
+  stream.resume();
+}
+
+/** The most of a dropped body read on before its stream is cancelled (`dropBody`): a stream's initial flow-control window. */
+export const DROPPED_BODY_BYTES = 64 * 1024;
+
+/** How long a dropped body may take to end before its stream is cancelled (`dropBody`). */
+export const DROPPED_BODY_MS = 1_000;
+
+/**
  * Counts, on `session`, a stream reset with PROTOCOL_ERROR before its answer's head
  * (`http2-protocol-error`): mostly nghttp2 refusing the upstream's head (a 204 with a Content-Length
  * other than 0). node counts each such head as an invalid frame, for good, and past

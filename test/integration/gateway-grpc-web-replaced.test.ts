@@ -1,7 +1,7 @@
 // A gRPC-Web call whose upstream answers something that is not gRPC (a 404 page) gets a Trailers-Only
-// status in its place. The page's body is dropped: over HTTP/2 its stream is cancelled (RST_STREAM
-// CANCEL) rather than read on until the idle-body timeout; over HTTP/1.1 it is read, and the
-// connection serves the next call. The page's validators and ranges do not go on with the empty answer.
+// status in its place. The page's body is dropped: over HTTP/2 a page that ends soon is read to its
+// end, its stream not reset, and one that never ends is cancelled (RST_STREAM CANCEL) rather than
+// read on until the idle-body timeout; over HTTP/1.1 it is read, and the connection serves the next call. The page's validators and ranges do not go on with the empty answer.
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { constants, createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -19,18 +19,27 @@ describe("grpcWeb: an upstream's 404 page in place of gRPC", () => {
   let h2: Http2Server;
   let h1: Server;
   let gateway: GatewayProcess;
-  /** The RST_STREAM code each HTTP/2 stream closed with (0 for none), in order. */
+  /** The RST_STREAM code each HTTP/2 stream of a never-ending page closed with (0 for none), in order. */
   const h2Closes: number[] = [];
+  /** The same for the streams of whole pages, and those of them the gateway reset before their end ('aborted'). */
+  const wholeCloses: number[] = [];
+  let wholeAborted = 0;
+  let h2Sessions = 0;
   /** HTTP/1.1 connections opened to the page server. */
   let h1Connections = 0;
 
   beforeAll(async () => {
-    // Sends the head and part of the page, and never ends it: only a cancel closes the stream.
+    // Sends the head and part of the page, and never ends it: only a cancel closes the stream. The
+    // method Whole gets the whole page, its END_STREAM in a frame of its own after the page (node's way).
     h2 = createHttp2Server((request, response) => {
-      request.stream.once('close', () => h2Closes.push(request.stream.rstCode ?? 0));
+      const whole = request.url.endsWith('/Whole');
+      request.stream.once('close', () => (whole ? wholeCloses : h2Closes).push(request.stream.rstCode ?? 0));
+      if (whole) request.once('aborted', () => (wholeAborted += 1));
       response.writeHead(404, PAGE_HEADERS);
-      response.write(PAGE);
+      if (whole) response.end(PAGE);
+      else response.write(PAGE);
     });
+    h2.on('session', () => (h2Sessions += 1));
     h1 = createHttpServer((request, response) => {
       request.resume();
       response.writeHead(404, PAGE_HEADERS).end(PAGE);
@@ -70,6 +79,15 @@ routes:
     expectReplaced(await http1Call(gateway.port, 'h2-pages', '/helloworld.Greeter/SayHello', TYPE, 'page'));
     await waitFor(() => h2Closes.length === 1 || undefined, { timeoutMs: 5_000, message: "the page's stream to close" });
     expect(h2Closes).toEqual([constants.NGHTTP2_CANCEL]);
+  });
+
+  it('over HTTP/2, reads a whole page it dropped to its end: no stream reset, one session', async () => {
+    const calls = 50;
+    for (let call = 0; call < calls; call += 1) expectReplaced(await http1Call(gateway.port, 'h2-pages', 'Whole', TYPE, 'page'));
+    await waitFor(() => wholeCloses.length === calls || undefined, { timeoutMs: 5_000, message: "the pages' streams to close" });
+    expect(wholeCloses).toEqual(Array.from({ length: calls }, () => 0));
+    expect(wholeAborted).toBe(0);
+    expect(h2Sessions).toBe(1);
   });
 
   it('over HTTP/1.1, reads the page it dropped, and the connection serves the next call', async () => {
