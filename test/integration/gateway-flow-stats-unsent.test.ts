@@ -136,8 +136,8 @@ routes:
     // The instance took the first request only; the call's 5 bytes in are none of its bytes.
     expect(view.instances.api![address]!.total).toEqual({ requests: 1, errors: 0, bytesIn: 0, bytesOut: Buffer.byteLength(answered.body) });
     expect(await admin.instance('api', address)).toMatchObject({ requests: 1, errors: 0 });
-    // The access log still names the instance picked, with its one attempt.
-    const line = (await logOf(gateway.process)).split('\n').find((text) => text.includes('"status":504'));
-    expect(JSON.parse(line!)).toMatchObject({ status: 504, errorClass: 'deadline-exceeded', upstream: address, attempts: 1 });
+    // The access log still names the instance picked, with its one attempt (its lines are written in batches, up to 25 ms after the answer).
+    const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"status":504')), { timeoutMs: 5_000, message: 'the 504 in the access log' });
+    expect(JSON.parse(line)).toMatchObject({ status: 504, errorClass: 'deadline-exceeded', upstream: address, attempts: 1 });
   });
 });
