@@ -170,15 +170,15 @@ export function http2Attempt(
     const sendBody = (upload: NonNullable<typeof body>, opened: ClientHttp2Stream) => {
       // A body refused as it streams (past its route's limit, not decodable; it may fail before the
       // stream opens) cancels the stream: the upstream never sees its end. Any other failure of the
-      // body is the client's, whose response closes.
-      if (upload.errored instanceof BodyRefusedError) return fail(upload.errored);
+      // body is the client's (cut, or stalled past `limits.requestTimeout`): its response closes,
+      // unless its listener answered it already (that 408), so the body's failure cancels the stream
+      // too, else it stays open, waiting for the rest, and on its instance's requests in flight.
+      if (upload.errored) return fail(bodyFailure(upload.errored));
       if (sent !== undefined) for (const chunk of sent) opened.write(chunk);
       upload.pipe(opened);
       if (bodyWatched) return;
       bodyWatched = true;
-      upload.once('error', (error: Error) => {
-        if (error instanceof BodyRefusedError) fail(error);
-      });
+      upload.once('error', (error: Error) => fail(bodyFailure(error)));
       // Either phase's deadline starts over as the upload moves; the headers' wait from its end.
       upload.on('data', (chunk: Buffer) => {
         if (sent !== undefined) {
@@ -414,4 +414,9 @@ function refusedUnprocessed(error: Error): boolean {
 function countedGrpcStatus(context: GatewayContext, value: string | string[]): number | undefined {
   if (!isGrpcRequest(context.request.headers)) return undefined;
   return (context.outcome.grpcStatus = parseGrpcStatus(value));
+}
+
+/** What a request body's failure ends its attempt with: the refusal itself, or the client's going, which blames no instance. */
+function bodyFailure(error: Error): Error {
+  return error instanceof BodyRefusedError ? error : new ClientGoneError();
 }

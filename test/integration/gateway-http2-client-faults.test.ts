@@ -402,4 +402,33 @@ routes:
     expect(await record4xx()).toBe(countedBefore + 1);
     expect(await recorderErrors()).toBe(errorsBefore);
   });
+
+  it("cancels the stream to an h2c upstream of an upload whose body stalls past requestTimeout, once its listener's 408 has answered it: the instance's request ends and leaves its requests in flight", async () => {
+    const path = '/h2-record/stalled';
+    const errorsBefore = await recorderErrors('h2-recorder');
+    const session = connect(web);
+    try {
+      const stream = session.request({ ':path': path, ':method': 'POST' }, { endStream: false });
+      stream.on('error', () => undefined).resume();
+      stream.write('partial');
+      const status = new Promise((resolve) => stream.on('response', (headers) => resolve(headers[':status'])));
+      const upstream = await waitFor(() => h2Recorder.streams.find((recorded) => recorded.path === path && recorded.received === 'partial'), {
+        timeoutMs: 5_000,
+        message: 'the first chunk of the upload at the h2c upstream',
+      });
+      expect(await status).toBe(408);
+      // Without the cancel the stream stayed open for good, waiting for the rest of the body, and so
+      // did its request: in flight on the instance (least-connections and p2c-ewma avoid it, a
+      // breaker's maxConcurrentRequests and concurrency.maxRequests keep its slot) and never logged.
+      await waitFor(() => upstream.closed, { timeoutMs: 5_000, message: "the upstream's stream to close" });
+      expect({ received: upstream.received, endStream: upstream.endStream, rstCode: upstream.rstCode }).toEqual({ received: 'partial', endStream: false, rstCode: constants.NGHTTP2_CANCEL });
+      const line = await accessLineOf(gateway.process, path, { timeoutMs: 5_000 });
+      expect({ status: line.status, errorClass: line.errorClass, route: line.route }).toEqual({ status: 408, errorClass: 'request-timeout', route: '/h2-record' });
+      const instance = (await adminClient(`http://127.0.0.1:${gateway.adminPort}`).services()).find((service) => service.name === 'h2-recorder')?.instances[0];
+      expect({ inFlight: instance?.inFlight, errors: instance?.errors }).toEqual({ inFlight: 0, errors: 0 });
+      expect(await recorderErrors('h2-recorder')).toBe(errorsBefore);
+    } finally {
+      session.destroy();
+    }
+  });
 });
