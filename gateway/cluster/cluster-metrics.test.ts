@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parsePrometheusText, sampleValue } from '../../test/harness/prometheus-text.ts';
+import { metricsRegistry } from '../../src/metrics.ts';
 import { breakerStateGauge, STATE_VALUE } from '../policy/guard-metrics.ts';
 import { aggregateMetrics, RetiredWorkerMetrics, type ProcessMetrics } from './cluster-metrics.ts';
 
@@ -96,7 +97,7 @@ describe('RetiredWorkerMetrics', () => {
       retired.answered(slot, metrics);
       return { slot, generation: retired.generation(slot), metrics };
     };
-    const total = async (answers: Parameters<RetiredWorkerMetrics['scrape']>[0]) => sampleValue(parsePrometheusText(await aggregateMetrics(retired.scrape(answers))), 'requests_total', { status: '2xx' });
+    const total = async (answers: Parameters<RetiredWorkerMetrics['scrape']>[0]) => sampleValue(parsePrometheusText(await aggregateMetrics(retired.scrape(answers, []))), 'requests_total', { status: '2xx' });
     // One scrape: slot 0 answers, then exits while slot 1's answer is awaited.
     const zero = answer(0, await workerMetrics(30, 0));
     retired.exited(0);
@@ -112,18 +113,29 @@ describe('RetiredWorkerMetrics', () => {
       retired.answered(slot, metrics);
       return { slot, generation: retired.generation(slot), metrics };
     };
-    const scrape = async (answers: Parameters<RetiredWorkerMetrics['scrape']>[0]) => parsePrometheusText(await aggregateMetrics(retired.scrape(answers)));
-    expect(sampleValue(await scrape([answer(0, await workerMetrics(30, 4)), answer(1, await workerMetrics(10, 1))]), 'requests_total', { status: '2xx' })).toBe(40);
+    // Both slots are asked each time; the primary's gauge, in its own registry, says how many did not answer.
+    const asked = () => [0, 1].map((slot) => ({ slot, generation: retired.generation(slot) }));
+    const scrape = async (answers: Parameters<RetiredWorkerMetrics['scrape']>[0], workers = asked()) => {
+      const summed = retired.scrape(answers, workers);
+      return parsePrometheusText(await aggregateMetrics([await metricsRegistry.getMetricsAsJSON(), ...summed]));
+    };
+    const first = await scrape([answer(0, await workerMetrics(30, 4)), answer(1, await workerMetrics(10, 1))]);
+    expect([sampleValue(first, 'requests_total', { status: '2xx' }), sampleValue(first, 'switchboard_workers_not_answering')]).toEqual([40, 0]);
     // Slot 0's worker is stopped (a stuck event loop, before the watchdog kills it): only slot 1 answers.
     const silent = await scrape([answer(1, await workerMetrics(12, 1))]);
     expect(sampleValue(silent, 'requests_total', { status: '2xx' })).toBe(42);
     expect(sampleValue(silent, 'duration_seconds_count')).toBe(42);
-    // Its gauges are not vouched for by an old answer: only the worker that answered sets one.
+    // Its gauges are not vouched for by an old answer: only the worker that answered sets one, and the sum says one is missing.
     expect(sampleValue(silent, 'in_flight')).toBe(1);
+    expect(sampleValue(silent, 'switchboard_workers_not_answering')).toBe(1);
     // It answers again, or exits: counted once either way.
-    expect(sampleValue(await scrape([answer(0, await workerMetrics(31, 0)), answer(1, await workerMetrics(12, 1))]), 'requests_total', { status: '2xx' })).toBe(43);
+    const back = await scrape([answer(0, await workerMetrics(31, 0)), answer(1, await workerMetrics(12, 1))]);
+    expect([sampleValue(back, 'requests_total', { status: '2xx' }), sampleValue(back, 'switchboard_workers_not_answering')]).toEqual([43, 0]);
+    // Asked, then exited before the scrape ended: gone (its exit is counted elsewhere), not silent.
+    const before = asked();
     retired.exited(0);
-    expect(sampleValue(await scrape([answer(1, await workerMetrics(12, 1))]), 'requests_total', { status: '2xx' })).toBe(43);
+    const gone = await scrape([answer(1, await workerMetrics(12, 1))], before);
+    expect([sampleValue(gone, 'requests_total', { status: '2xx' }), sampleValue(gone, 'switchboard_workers_not_answering')]).toEqual([43, 0]);
   });
 
   it('counts a worker silent for several scrapes and then replaced once, beside a replacement that has not answered yet and then does', async () => {
@@ -133,7 +145,7 @@ describe('RetiredWorkerMetrics', () => {
       return { slot, generation: retired.generation(slot), metrics };
     };
     const totals = async (answers: Parameters<RetiredWorkerMetrics['scrape']>[0]) => {
-      const samples = parsePrometheusText(await aggregateMetrics(retired.scrape(answers)));
+      const samples = parsePrometheusText(await aggregateMetrics(retired.scrape(answers, [])));
       return [sampleValue(samples, 'requests_total', { status: '2xx' }), sampleValue(samples, 'duration_seconds_bucket', { le: '0.1' })];
     };
     expect(await totals([answer(0, await workerMetrics(30, 4)), answer(1, await workerMetrics(10, 1))])).toEqual([40, 40]);

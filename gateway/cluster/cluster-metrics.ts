@@ -1,4 +1,5 @@
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { AggregatorRegistry, Gauge, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { metricsRegistry } from '../../src/metrics.ts';
 
 /** One process's metrics as `Registry.getMetricsAsJSON()` gives them. */
 export type ProcessMetrics = MetricObjectWithValues<MetricValue<string>>[];
@@ -27,7 +28,21 @@ export interface ScrapeAnswer {
   readonly metrics: ProcessMetrics;
 }
 
+/** A worker asked in a scrape, with its slot's generation when it was asked. */
+export interface ScrapeAsked {
+  readonly slot: number;
+  readonly generation: number;
+}
+
 const CUMULATIVE: ReadonlySet<string> = new Set(['counter', 'histogram']);
+
+/** Registered by the first primary, so that a one-process gateway (and a worker) shows no workers' series. */
+const WORKERS_NOT_ANSWERING = 'switchboard_workers_not_answering';
+const workersNotAnswering = new Gauge({
+  name: WORKERS_NOT_ANSWERING,
+  help: "Workers running that did not answer the latest /metrics scrape in time: their counters and histograms in it are their last answer's, their gauges are left out.",
+  registers: [],
+});
 
 /**
  * The counts of workers that exited, for every later `/metrics`: each worker's latest answer to a
@@ -41,6 +56,11 @@ export class RetiredWorkerMetrics {
   /** Exits per slot: an answer given before its worker exited is in the retired sum already. */
   private readonly exits = new Map<number, number>();
   private retired: ProcessMetrics = [];
+
+  constructor() {
+    if (!metricsRegistry.getSingleMetric(WORKERS_NOT_ANSWERING)) metricsRegistry.registerMetric(workersNotAnswering);
+    workersNotAnswering.set(0);
+  }
 
   /** Keeps `slot`'s latest metrics (answers only grow, so a late one is as good). */
   answered(slot: number, metrics: ProcessMetrics): void {
@@ -84,10 +104,14 @@ export class RetiredWorkerMetrics {
    * or too busy), and the retired sum. A worker that answers and then exits before the scrape ends
    * is in the retired sum already: counted twice, the next scrape would read lower, and a worker left
    * out would too, each of which Prometheus takes for a reset (a spike in `rate()` when it is back).
+   * Sets `switchboard_workers_not_answering` to the workers of `asked` that neither answered nor
+   * exited since, whose gauges are missing from the sum: an operator tells a partial view from a
+   * real drop by it (a worker that exited is in `switchboard_workers_listening`).
    */
-  scrape(answers: readonly ScrapeAnswer[]): ProcessMetrics[] {
+  scrape(answers: readonly ScrapeAnswer[], asked: readonly ScrapeAsked[]): ProcessMetrics[] {
     const current = answers.filter((answer) => answer.generation === this.generation(answer.slot));
     const answered = new Set(current.map((answer) => answer.slot));
+    workersNotAnswering.set(asked.filter((worker) => worker.generation === this.generation(worker.slot) && !answered.has(worker.slot)).length);
     const silent = [...this.latest].filter(([slot]) => !answered.has(slot)).map(([, metrics]) => cumulativeOf(metrics));
     return [...current.map((answer) => answer.metrics), ...silent, this.retired];
   }

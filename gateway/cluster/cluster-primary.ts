@@ -16,7 +16,7 @@ import { WorkerQuestions } from './cluster-questions.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
 import { configIdentity, WorkerConfigs } from './cluster-worker-configs.ts';
 
-/** How long `/metrics` waits for a worker's metrics; a worker that does not answer is summed as its last answer gave its counters and histograms. */
+/** How long `/metrics` waits for a worker's metrics; a worker that does not answer is summed as its last answer gave its counters and histograms (and counted in `switchboard_workers_not_answering`). */
 const METRICS_TIMEOUT_MS = 2_000;
 /** How long a cache purge waits for each worker's count; one that does not answer is reported as `workersUnanswered`. */
 const PURGE_TIMEOUT_MS = 2_000;
@@ -132,10 +132,12 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   );
 
   const clusterMetrics = async (): Promise<string> => {
-    const workers = supervisor.connected().length;
-    const answers = scrapes.ask(workers, (id) => supervisor.broadcast({ kind: 'switchboard:metrics-request', id }), METRICS_TIMEOUT_MS);
-    const own = await metricsRegistry.getMetricsAsJSON();
-    return aggregateMetrics([own, ...retiredMetrics.scrape(await answers)]);
+    // The workers the broadcast reaches, asked in the same tick.
+    const asked = supervisor.connectedSlots().map((slot) => ({ slot, generation: retiredMetrics.generation(slot) }));
+    const answers = await scrapes.ask(asked.length, (id) => supervisor.broadcast({ kind: 'switchboard:metrics-request', id }), METRICS_TIMEOUT_MS);
+    // Summed first: it sets switchboard_workers_not_answering, which the primary's own metrics carry.
+    const workers = retiredMetrics.scrape(answers, asked);
+    return aggregateMetrics([await metricsRegistry.getMetricsAsJSON(), ...workers]);
   };
 
   // Each worker holds caches of its own (the primary none); a worker started since holds nothing yet.

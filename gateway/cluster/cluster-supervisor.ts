@@ -130,7 +130,16 @@ export class WorkerSupervisor {
 
   /** The workers connected and ready for messages right now (a metrics request to one still loading would go unanswered). */
   connected(): Worker[] {
-    return this.slots.flatMap((slot) => (slot.ready && slot.worker?.isConnected() ? [slot.worker] : []));
+    return this.connectedSlotsOf().map((slot) => slot.worker!);
+  }
+
+  /** The slots of the workers `connected()` gives, in its order. */
+  connectedSlots(): number[] {
+    return this.connectedSlotsOf().map((slot) => slot.index);
+  }
+
+  private connectedSlotsOf(): Slot[] {
+    return this.slots.filter((slot) => slot.ready && slot.worker?.isConnected());
   }
 
   /** Sends `message` to every connected worker. */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { metricsRegistry } from '../../src/metrics.ts';
+import { RetiredWorkerMetrics } from '../cluster/cluster-metrics.ts';
 import { WorkerSupervisor } from '../cluster/cluster-supervisor.ts';
 import { configIdentity, WorkerConfigs } from '../cluster/cluster-worker-configs.ts';
 
@@ -44,11 +45,12 @@ function documentedMetrics(): MetricLabels {
 async function registeredMetrics(sources: Map<string, string[]>): Promise<MetricLabels> {
   // Loading every module that defines a metric registers it, wherever it lives (a new file too).
   for (const path of sources.keys()) await import(path);
-  // switchboard_workers_listening and switchboard_workers_config_behind are registered by the first
-  // worker supervisor and the first primary's WorkerConfigs only, so that a one-process gateway never
+  // switchboard_workers_listening, switchboard_workers_config_behind and switchboard_workers_not_answering
+  // are registered by the first worker supervisor and the first primary's WorkerConfigs and RetiredWorkerMetrics only, so that a one-process gateway never
   // reports a 0 that reads as an outage; constructing them forks nothing.
   new WorkerSupervisor(1, { attach: () => () => undefined, message: () => undefined, exited: () => undefined, failedToStart: () => undefined }, pino({ level: 'silent' }));
   new WorkerConfigs(1, configIdentity(1, ''));
+  new RetiredWorkerMetrics();
   const registered: MetricLabels = {};
   for (const metric of metricsRegistry.getMetricsAsArray()) {
     // prom-client's metrics and the cell metrics both keep the label names they were declared with.

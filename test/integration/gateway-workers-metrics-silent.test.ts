@@ -1,13 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { sampleValue, type PrometheusFamily } from '../harness/prometheus-text.ts';
+
+type Families = ReadonlyMap<string, PrometheusFamily>;
 
 const DEADLINE_MS = 20_000;
 
 /**
  * With `workers`, a worker that does not answer a scrape (its event loop stopped, and no watchdog
  * to replace it) is summed in `/metrics` as its last answer gave it: left out, the gateway's
- * counters dropped by its share for that scrape, which Prometheus reads as a reset.
+ * counters dropped by its share for that scrape, which Prometheus reads as a reset. Its gauges
+ * cannot be, which `switchboard_workers_not_answering` says.
  */
 describe('a gateway with workers scraped while one of them is stopped', () => {
   let backend: BackendProcess;
@@ -16,7 +20,32 @@ describe('a gateway with workers scraped while one of them is stopped', () => {
   let stopped: number | undefined;
 
   const workers = async () => (await (await admin.get('/api/workers')).json()) as { slot: number; pid: number; state: string; requests: number }[];
-  const requestsTotal = async () => (await admin.metrics()).get('switchboard_requests_total')?.samples.reduce((sum, sample) => sum + sample.value, 0) ?? 0;
+  const requestsTotal = async () => (await scrape()).requests;
+  /** One scrape: the requests counted, and how many workers it says did not answer. */
+  const scrape = async () => summary(await admin.metrics());
+  const summary = (families: Families) => ({
+    requests: families.get('switchboard_requests_total')?.samples.reduce((sum, sample) => sum + sample.value, 0) ?? 0,
+    notAnswering: sampleValue(families, 'switchboard_workers_not_answering'),
+  });
+  /** Requests on fresh connections (each lands on the next worker) until every worker served one since `before`. */
+  const serveOnEveryWorker = async (before: readonly { requests: number }[] = []) => {
+    await waitFor(
+      async () => {
+        expect((await fetch(`${gateway.url}/hello`, { headers: { connection: 'close' } })).status).toBe(200);
+        return (await workers()).every((worker, index) => worker.requests > (before[index]?.requests ?? 0));
+      },
+      { timeoutMs: DEADLINE_MS, message: 'every worker to serve a request' },
+    );
+  };
+  /** Waits for a scrape every worker answered, with every request they served (as /api/workers counts them). */
+  const scrapeOfAll = async () =>
+    waitFor(
+      async () => {
+        const total = await requestsTotal();
+        return total === (await workers()).reduce((sum, worker) => sum + worker.requests, 0) ? total : undefined;
+      },
+      { timeoutMs: DEADLINE_MS, message: '/metrics to count every request both workers served' },
+    );
 
   beforeAll(async () => {
     backend = await startBackend({ name: 'silent' });
@@ -41,30 +70,19 @@ routes:
     await backend?.process.stop();
   });
 
-  it("keeps the stopped worker's counts in the sum, so no counter goes back", async () => {
-    // Each connection lands on the next worker: requests on fresh connections until both served some.
-    await waitFor(
-      async () => {
-        expect((await fetch(`${gateway.url}/hello`, { headers: { connection: 'close' } })).status).toBe(200);
-        return (await workers()).every((worker) => worker.requests > 0);
-      },
-      { timeoutMs: DEADLINE_MS, message: 'both workers to serve a request' },
-    );
+  it("keeps the stopped worker's counts in the sum, so no counter goes back, and says it did not answer", async () => {
+    await serveOnEveryWorker();
     // A scrape both workers answered, with every request they served.
-    const served = await waitFor(
-      async () => {
-        const total = await requestsTotal();
-        return total === (await workers()).reduce((sum, worker) => sum + worker.requests, 0) ? total : undefined;
-      },
-      { timeoutMs: DEADLINE_MS, message: '/metrics to count every request both workers served' },
-    );
+    const served = await scrapeOfAll();
+    expect((await scrape()).notAnswering).toBe(0);
     stopped = (await workers())[0]!.pid;
     process.kill(stopped, 'SIGSTOP');
     // The scrape waits for the stopped worker's answer, in vain, then sums its last one: no request
     // came since, so exactly what both served (more would be the stopped worker's counts twice).
-    expect(await requestsTotal()).toBe(served);
+    // Its gauges are missing from that sum, which the gateway says.
+    expect(await scrape()).toEqual({ requests: served, notAnswering: 1 });
     process.kill(stopped, 'SIGCONT');
     stopped = undefined;
-    expect(await requestsTotal()).toBe(served);
+    expect(await scrape()).toEqual({ requests: served, notAnswering: 0 });
   });
 });
