@@ -11,9 +11,10 @@ const DEADLINE_MS = 20_000;
  * With `workers`, a worker that does not answer a scrape (its event loop stopped, and no watchdog
  * to replace it) is summed in `/metrics` as its last answer gave it: left out, the gateway's
  * counters dropped by its share for that scrape, which Prometheus reads as a reset. Its gauges
- * cannot be, which `switchboard_workers_not_answering` says.
+ * cannot be, which `switchboard_workers_not_answering` says. A worker killed (SIGKILL) leaves its
+ * last answer in the sum for good, beside its replacement's.
  */
-describe('a gateway with workers scraped while one of them is stopped', () => {
+describe('a gateway with workers scraped while one of them is stopped, or killed', () => {
   let backend: BackendProcess;
   let gateway: GatewayProcess;
   let admin: AdminClient;
@@ -84,5 +85,34 @@ routes:
     process.kill(stopped, 'SIGCONT');
     stopped = undefined;
     expect(await scrape()).toEqual({ requests: served, notAnswering: 0 });
+  });
+
+  it("keeps a killed worker's last scraped counts in every counter and histogram series once it is replaced", async () => {
+    const before = await workers();
+    await serveOnEveryWorker(before);
+    const served = await scrapeOfAll();
+    const cumulative = (families: Families) =>
+      new Map(
+        [...families.values()]
+          .filter((family) => family.type === 'counter' || family.type === 'histogram')
+          .flatMap((family) => family.samples.map((sample) => [`${sample.name}${JSON.stringify(sample.labels)}`, sample.value] as const)),
+      );
+    const counted = cumulative(await admin.metrics());
+    const victim = (await workers())[0]!;
+    process.kill(victim.pid, 'SIGKILL');
+    await waitFor(
+      async () => {
+        const slot = (await workers())[0]!;
+        return slot.state === 'listening' && slot.pid !== victim.pid;
+      },
+      { timeoutMs: DEADLINE_MS, message: 'a new worker in slot 0' },
+    );
+    // The replacement answers from zero; its predecessor's last answer stays in the sum, series by
+    // series: a counter or a bucket that went back would read as a reset to Prometheus.
+    const families = await admin.metrics();
+    const after = cumulative(families);
+    const lower = [...counted].filter(([key, value]) => !((after.get(key) ?? -1) >= value)).map(([key, value]) => `${key}: ${value} -> ${after.get(key)}`);
+    expect(lower).toEqual([]);
+    expect(summary(families)).toEqual({ requests: served, notAnswering: 0 });
   });
 });
