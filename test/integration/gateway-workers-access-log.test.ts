@@ -17,6 +17,8 @@ import { descendantsOf, killStillRunning, type ProcessRecord } from '../harness/
 import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
 
 const REQUESTS = 3_000;
+/** Lines of ~14 KiB sent to a stdout nobody reads, 20 times what the two workers' buffers hold. */
+const LINES_DROPPED = 3_000;
 
 /** GET `path` through `agent`; resolves with the status, rejects when the connection closes before the whole answer. */
 function get(port: number, path: string, agent: Agent): Promise<number> {
@@ -60,9 +62,12 @@ describe('workers: 2 writing one access log into one pipe', () => {
     for (const fd of descriptors.splice(0)) closeSync(fd);
   });
 
-  it('delivers every line whole to a reader that falls behind', async () => {
+  /**
+   * Starts a gateway of 2 workers proxying to a backend, its stdout on `stdout` (a descriptor, or a
+   * pipe nobody reads), its stderr in a file; resolves once both workers listen, with their pids.
+   */
+  async function startWorkers(dir: string, stdout: number | 'pipe') {
     backend = await startBackend({ name: 'logged' });
-    const dir = await makeTempDir('sb-workers-log-');
     const configPath = join(dir, 'gateway.yaml');
     await writeFile(
       configPath,
@@ -77,6 +82,30 @@ routes:
   - { path: /, service: logged }
 `,
     );
+    const stderrLog = join(dir, 'gateway.stderr.log');
+    const stderr = openSync(stderrLog, 'a');
+    descriptors.push(stderr);
+    gateway = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
+      stdio: ['ignore', stdout, stderr],
+      // Info: the lines that say which ports the gateway got.
+      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
+      cwd: REPO_ROOT,
+    });
+    const child = gateway;
+    const { port, adminPort } = await waitForGatewayListening(() => readFile(stderrLog, 'utf8'), () => child.exitCode !== null || child.signalCode !== null);
+    const pids = await waitFor(
+      async () => {
+        const view = (await (await fetch(`http://127.0.0.1:${adminPort}/api/workers`)).json()) as Array<{ state: string; pid: number }>;
+        return view.length === 2 && view.every((worker) => worker.state === 'listening') ? view.map((worker) => worker.pid) : undefined;
+      },
+      { timeoutMs: 30_000, message: 'both workers to listen' },
+    );
+    workers = descendantsOf(child.pid!);
+    return { child, port, adminPort, stderrLog, pids };
+  }
+
+  it('delivers every line whole to a reader that falls behind', async () => {
+    const dir = await makeTempDir('sb-workers-log-');
     // A named pipe, as Docker gives a container's stdout: opened read-write here so that opening
     // it does not wait for the other end, and read through a second, non-blocking descriptor.
     const fifo = join(dir, 'stdout.fifo');
@@ -85,25 +114,7 @@ routes:
     descriptors.push(writeEnd);
     const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
     descriptors.push(readEnd);
-    const stderrLog = join(dir, 'gateway.stderr.log');
-    const stderr = openSync(stderrLog, 'a');
-    descriptors.push(stderr);
-    gateway = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
-      stdio: ['ignore', writeEnd, stderr],
-      // Info: the lines that say which ports the gateway got.
-      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
-      cwd: REPO_ROOT,
-    });
-    const child = gateway;
-    const { port, adminPort } = await waitForGatewayListening(() => readFile(stderrLog, 'utf8'), () => child.exitCode !== null || child.signalCode !== null);
-    await waitFor(
-      async () => {
-        const workers = (await (await fetch(`http://127.0.0.1:${adminPort}/api/workers`)).json()) as Array<{ state: string }>;
-        return workers.length === 2 && workers.every((worker) => worker.state === 'listening');
-      },
-      { timeoutMs: 30_000, message: 'both workers to listen' },
-    );
-    workers = descendantsOf(child.pid!);
+    const { child, port, adminPort } = await startWorkers(dir, writeEnd);
 
     // Nothing is read while the requests run: the pipe fills, and each worker holds its lines.
     const agent = new Agent({ keepAlive: true, maxSockets: 50 });
@@ -167,5 +178,42 @@ routes:
     child.kill('SIGTERM');
     await waitFor(() => child.exitCode !== null || child.signalCode !== null, { timeoutMs: 20_000, message: 'the gateway to exit after SIGTERM' });
     expect(child.exitCode).toBe(0);
+  });
+
+  // Each worker holds its own bounded buffer in front of the stdout they share, and drops and counts
+  // on its own: a stall of the reader is an episode in each, said by each (with its pid), and the
+  // metric sums their drops.
+  it("says a stalled reader's episode of drops once per worker, each its own, and sums their drops", async () => {
+    // stdout a pipe this test never reads.
+    const { port, adminPort, stderrLog, pids } = await startWorkers(await makeTempDir('sb-workers-drops-'), 'pipe');
+    // Lines of ~14 KiB on fresh connections, which alternate between the workers: both buffers (1 MiB each) overflow.
+    const path = `/${'p'.repeat(14 * 1_024)}`;
+    const agent = new Agent({ keepAlive: false, maxSockets: 8 });
+    try {
+      let next = 0;
+      const statuses: number[] = [];
+      const client = async () => {
+        while (next < LINES_DROPPED) {
+          next += 1;
+          statuses.push(await get(port, `${path}?n=${next}`, agent));
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, client));
+      expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    } finally {
+      agent.destroy();
+    }
+    const warnings = () =>
+      readFile(stderrLog, 'utf8').then((log) =>
+        log
+          .split('\n')
+          .filter((line) => line.includes('dropping access log lines'))
+          .map((line) => JSON.parse(line) as { pid: number }),
+      );
+    const said = await waitFor(async () => ((await warnings()).length >= 2 ? warnings() : undefined), { timeoutMs: 10_000, message: 'a warning from each worker' });
+    expect(said.map((warning) => warning.pid).sort()).toEqual([...pids].sort());
+    const metrics = parsePrometheusText(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text());
+    // Each buffer holds ~70 such lines besides a batch stuck in the pipe: nearly all of both workers' lines were dropped.
+    expect(sampleValue(metrics, 'switchboard_access_log_dropped_total')).toBeGreaterThan(LINES_DROPPED - 300);
   });
 });
