@@ -52,9 +52,11 @@ export function withErrorPageHeaders(headers: OutgoingHttpHeaders, page: ErrorPa
  * body ends. The client never waits for it, as nginx's `proxy_intercept_errors` answers on the
  * upstream's head: a large, slow or never-ending error body does not hold the page back, and an
  * upstream that fails mid-body costs the client nothing, since its page is already whole (the proxy
- * leaves an ended response as it is). `bytesOut` counts the page. The transports give that body the
- * idle-body timeout in all, not per chunk (`ErrorPageDrain`): nobody waits for it, and an upstream that
- * trickles it for ever would otherwise hold its connection and its request's slots for ever.
+ * leaves an ended response as it is). `bytesOut` counts the page. Nobody waits for that body, and an
+ * upstream that trickles it for ever would otherwise hold its connection and its request's slots for
+ * ever: towards HTTP/1.1 the transport gives it the idle-body timeout in all, not per chunk, and
+ * towards HTTP/2 drops it as it drops any replaced answer's (`dropBody`: 64 KiB and 1 s, then its
+ * stream cancelled), where a cancel costs a stream, not the connection (`ErrorPageDrain`).
  */
 export function sendErrorPage(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders, page: ErrorPage): Writable {
   const head = context.request.method === 'HEAD';

@@ -149,6 +149,17 @@ export function http2Attempt(
       finish({ ok: true });
       if (!opened.closed) cancelStream(opened);
     };
+    /**
+     * Nobody reads the body of an answer the client got another in place of (a gRPC-Web call's 404
+     * page, an `errors` page): the attempt is answered, and the body dropped (`dropBody`): read to
+     * its end when it is small and ends soon, else its stream cancelled rather than read until the
+     * idle-body timeout, holding the stream and the request's slots meanwhile.
+     */
+    const leaveUnread = (opened: ClientHttp2Stream, flags: number) => {
+      if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) return;
+      finish({ ok: true });
+      dropBody(opened);
+    };
     const timedOut = () => {
       if (responseStarted) return fail(new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${timeouts.bodyTimeoutMs} ms`));
       // The upstream is waiting for the client's upload (the stream queues what it has not sent).
@@ -246,8 +257,6 @@ export function http2Attempt(
       let outgoing: OutgoingHttpHeaders | undefined;
       // Where the body goes once the head is written: the response, or its encoder.
       let sink: Writable | undefined;
-      // The body goes to an `ErrorPageDrain`: its chunks do not extend the idle-body timeout, which then bounds it in all.
-      let draining = false;
       let trailersOnly = false;
       // The upstream ended its answer (END_STREAM): the stream's close after it is no failure.
       let upstreamEnded = false;
@@ -281,15 +290,7 @@ export function http2Attempt(
         try {
           if (replacement !== undefined) {
             sink = sendReplacement(context, replacement.status, outgoing, replacement.body);
-            draining = true;
-            // Nobody reads the body of an answer replaced (a gRPC-Web call's 404 page): the attempt
-            // is answered, and the body dropped (`dropBody`): read to its end when it is small and
-            // ends soon, else its stream cancelled rather than read until the idle-body timeout.
-            if ((flags & NGHTTP2_FLAG_END_STREAM) === 0) {
-              finish({ ok: true });
-              dropBody(opened);
-            }
-            return;
+            return leaveUnread(opened, flags);
           }
           const headerStatus = headers['grpc-status'];
           if (isGrpcRequest(context.request.headers)) {
@@ -303,7 +304,8 @@ export function http2Attempt(
           } else if (context.responseBodyTransforms.length > 0) buffered = [];
           else {
             sink = startResponseBody(context, status, outgoing);
-            draining = sink instanceof ErrorPageDrain;
+            // An `errors` page answered in the body's place, and no tap reads it on (a cache inside `errors` does).
+            if (sink instanceof ErrorPageDrain) return leaveUnread(opened, flags);
           }
         } catch (error) {
           // The client's response refused the head (`AnswerHeadError`): the gateway's failure, never
@@ -316,7 +318,7 @@ export function http2Attempt(
       });
       opened.on('data', (chunk: Buffer) => {
         if (settled) return;
-        if (!draining) timeout.extend();
+        timeout.extend();
         grpcWeb?.push(chunk);
         if (buffered) return void buffered.push(chunk);
         countBodyBytes(context, sink!, chunk.length);

@@ -83,7 +83,8 @@ export function sendHeldAnswer(context: GatewayContext, status: number, outgoing
 /**
  * Sends an `AnswerReplacer`'s answer whole in an upstream answer's place (`sendHeldAnswer`), and
  * returns the sink of the upstream body it replaces, which drops every chunk as an error page's
- * does (`ErrorPageDrain`: the transports then bound that body by the idle-body timeout in all).
+ * does (`ErrorPageDrain`: the HTTP/1.1 transport then bounds that body by the idle-body timeout in
+ * all, the HTTP/2 one drops it with `dropBody`).
  */
 export function sendReplacement(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders, body: Buffer): Writable {
   sendHeldAnswer(context, status, outgoing, body);
