@@ -103,3 +103,59 @@ describe('a retry picks from the host set in force when it is made, not the one 
     expect(balancer.member('a')).toBeUndefined();
   });
 });
+
+describe('a retry after a connect timeout', () => {
+  /**
+   * Sends `requests` requests through a proxy over `balancer` whose transport leaves `a`'s connect
+   * unanswered (connect-timeout) and refuses every other instance's (connect-refused), three
+   * attempts each; returns, per request, the instances its attempts went to.
+   */
+  async function attemptsOf(balancer: Balancer, requests: number): Promise<string[][]> {
+    const sent: string[][] = [];
+    let current: string[] = [];
+    const transport = {
+      attemptThen(_context: GatewayContext, pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
+        current.push(pick.address);
+        const errorClass = pick.address === 'a' ? 'connect-timeout' : 'connect-refused';
+        pick.done({ ok: false, latencyMs: 1, errorClass });
+        receiver.attemptEnded({ ok: false, errorClass, responseStarted: false, error: new Error(errorClass) });
+      },
+    };
+    const proxy = createProxy({
+      pickerFor: () => balancer.picker,
+      policyFor: () => ({ ...TEST_PROXY_POLICY, retries: 2, retryOn: ['connect-failure'] }),
+      transports: { get: () => transport } as unknown as UpstreamTransports,
+    });
+    const ended: GatewayContext[] = [];
+    const server = createServer((request, response) => {
+      const context = initialContext(request, response);
+      context.service = 'svc';
+      void proxy(context).then(() => ended.push(context));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      for (let request = 0; request < requests; request += 1) {
+        current = [];
+        await sendTestRequest((server.address() as AddressInfo).port, '/');
+        await waitFor(() => ended.length === request + 1);
+        sent.push(current);
+      }
+      return sent;
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+
+  it.each(['round-robin', 'least-connections', 'random', 'weighted-round-robin', 'p2c-ewma'] as const)(
+    'repeats on a refusing instance rather than end the request when every instance was tried and one timed out (%s)',
+    async (algorithm) => {
+      const balancer = createBalancer({ algorithm });
+      balancer.update([endpoint('a'), endpoint('b')]);
+      for (const attempts of await attemptsOf(balancer, 20)) {
+        // a at most once, and every attempt made: the third never given up on a.
+        expect(attempts.filter((address) => address === 'a')).toHaveLength(1);
+        expect(attempts).toHaveLength(3);
+      }
+    },
+  );
+});

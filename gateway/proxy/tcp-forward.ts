@@ -122,7 +122,8 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
   const attempt = (number: number) => {
     if (client.destroyed) return;
     // A retry picks from the balancer in force (a reload may have replaced or closed the first one), as HTTP retries do.
-    const pick = unlessTimedOut(distinctPick(number === 1 ? picker : (dependencies.pickerFor(service) ?? picker), clientIp, tried), timedOut);
+    const current = number === 1 ? picker : (dependencies.pickerFor(service) ?? picker);
+    const pick = unlessTimedOut(current, clientIp === undefined ? {} : { clientIp }, distinctPick(current, clientIp, tried), timedOut);
     if (pick.kind === 'none') {
       if (lastError !== undefined) return void client.destroy();
       record.errorClass = pick.reason;

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logOf, sendRequest, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { logOf, refusingPort, sendRequest, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const CONNECT_MS = 400;
 
@@ -34,18 +34,23 @@ async function startBlackhole(): Promise<{ address: string; stop: () => void }> 
 describe('a connect timeout on the one instance', () => {
   let gateway: GatewayProcess;
   let blackhole: { address: string; stop: () => void };
+  let refusing: string;
 
   beforeAll(async () => {
     blackhole = await startBlackhole();
+    refusing = `127.0.0.1:${await refusingPort()}`;
     gateway = await startGateway(`
 accessLog: true
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   db: { listen: "127.0.0.1:{{port:db}}", protocol: tcp, service: hole }
+  pair: { listen: "127.0.0.1:{{port:pair}}", protocol: tcp, service: pair }
 admin: 127.0.0.1:{{adminPort}}
 services:
   hole: { instances: ["${blackhole.address}"], healthCheck: false, outlierDetection: false, timeouts: { connect: ${CONNECT_MS}ms }, retries: { attempts: 3 } }
+  pair: { instances: ["${blackhole.address}", "${refusing}"], balancer: round-robin, healthCheck: false, outlierDetection: false, timeouts: { connect: ${CONNECT_MS}ms }, retries: { attempts: 3 } }
 routes:
+  - { path: /pair, service: pair }
   - { path: /, service: hole }
 `);
   });
@@ -83,5 +88,24 @@ routes:
     expect(performance.now() - startedAt).toBeLessThan(3 * CONNECT_MS);
     const line = await waitFor(async () => (await logLines()).find((entry) => entry.path === '/once'), { timeoutMs: 10_000, message: 'the access log line of /once' });
     expect(line).toMatchObject({ service: 'hole', upstream: blackhole.address, attempts: 1, errorClass: 'connect-timeout', status: 504 });
+  });
+
+  // Once both were tried, the third attempt repeats the refusing instance, never the timed-out one:
+  // the balancer's own choice among both ended the request after two attempts whenever it fell on the blackhole.
+  it('makes every attempt of a tcp connection and an HTTP request, the third on the refusing instance, when the other timed out', async () => {
+    const connections = 4;
+    for (let connection = 0; connection < connections; connection += 1) {
+      await new Promise<void>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port: gateway.ports.pair! });
+        socket.on('error', () => undefined).once('close', () => resolve());
+        setTimeout(() => reject(new Error('the connection still open after 10 s')), 10_000).unref();
+      });
+      expect((await sendRequest(gateway.port, `/pair/${connection}`)).status).toBe(502);
+    }
+    const lines = await waitFor(async () => {
+      const found = (await logLines()).filter((entry) => entry.service === 'pair' && 'attempts' in entry);
+      return found.length === 2 * connections ? found : undefined;
+    }, { timeoutMs: 10_000, message: 'the access log lines of the pair service' });
+    for (const line of lines) expect(line).toMatchObject({ attempts: 3, upstream: refusing, errorClass: 'connect-refused' });
   });
 });
