@@ -62,6 +62,25 @@ describe('tcp entry points in the configuration file', () => {
     expect(config.services.get('pg')!.protocol).toBe('https');
   });
 
+  it("leaves a tls tcp entry point's service its tls when its http check speaks TLS by defaults.healthCheck or by defaults' protocol", () => {
+    const text =
+      `entryPoints:\n  db: { listen: 5433, protocol: tcp, service: pg, ${TLS} }\n  cache: { listen: 6380, protocol: tcp, service: redis, ${TLS} }\n` +
+      'services:\n  pg: { tls: { serverName: pg.internal }, healthCheck: { type: http, port: 9901 } }\n';
+    const checked = parseConfig('g.yaml', `${text}defaults: { healthCheck: { protocol: https } }\n`, { readFiles: false });
+    // The check the tls is refused as unread for: an https check on the management port, which reads it.
+    expect(checked.services.get('pg')!.healthCheck).toMatchObject({ type: 'http', protocol: 'https', port: 9901 });
+    expect(checked.services.get('pg')!.tls.serverName).toBe('pg.internal');
+    expect(parseConfig('g.yaml', `${text}defaults: { protocol: https }\n`, { readFiles: false }).services.get('pg')!.tls.serverName).toBe('pg.internal');
+  });
+
+  it.each([
+    ['a static instance speaking TLS', `entryPoints:\n  db: { listen: 5433, protocol: tcp, service: pg, ${TLS} }\nservices:\n  pg: { instances: [10.0.0.1:5432, { host: 10.0.0.2, port: 5432, protocol: grpcs }] }\n`, 'services.pg.instances.1.protocol (line 4): a tcp entry point with tls forwards the decrypted bytes; upstream TLS applies to HTTP routes only: entry point "db" would send this instance clear bytes where it expects TLS (grpcs)'],
+    ['tls its http check, speaking the protocol the service names, never reads beside https defaults', `entryPoints:\n  db: { listen: 5433, protocol: tcp, service: pg, ${TLS} }\ndefaults: { protocol: https }\nservices:\n  pg: { protocol: http, tls: { serverName: pg.internal }, healthCheck: { type: http } }\n`, 'services.pg.tls (line 5): a tcp entry point with tls forwards the decrypted bytes; upstream TLS applies to HTTP routes only: entry point "db" would ignore it'],
+    ['tls its tcp check never reads, beside an https check in defaults', `entryPoints:\n  db: { listen: 5433, protocol: tcp, service: pg, ${TLS} }\ndefaults: { healthCheck: { protocol: https } }\nservices:\n  pg: { tls: { serverName: pg.internal }, healthCheck: { interval: 5s } }\n`, 'services.pg.tls (line 5): a tcp entry point with tls forwards the decrypted bytes; upstream TLS applies to HTTP routes only: entry point "db" would ignore it'],
+  ])("refuses on a tls tcp entry point's service %s", (_case, text, expected) => {
+    expectRefused(text, expected);
+  });
+
   it('passes TLS through by server name, the sni table alone leaving names it does not list to no service', () => {
     const config = parseConfig('g.yaml', 'entryPoints:\n  edge: { listen: 443, protocol: tcp, passthrough: true, sni: { A.test: a, "*.b.test": b } }\n');
     const [edge] = config.entryPoints;
