@@ -120,6 +120,52 @@ describe('dropBody', () => {
   });
 });
 
+describe('dropBody beside a request waiting for a stream', () => {
+  afterEach(() => void vi.useRealTimers());
+
+  it.each([
+    ['that comes to wait once the body is dropped', false],
+    ['that already waited when the body came to be dropped', true],
+  ])("gives a dropped body's stream to a request %s at once, not after DROPPED_BODY_MS", async (_case, waitFirst) => {
+    // One stream a session, one session: a never-ending page the gateway drops holds the only stream.
+    let answer: (() => void) | undefined;
+    const server = createServer({ settings: { maxConcurrentStreams: 1 } }, (_request, response) => {
+      answer = () => void response.writeHead(404).write('never ends');
+      if (!waitFirst) answer();
+    });
+    const closes: number[] = [];
+    server.on('stream', (stream: ServerHttp2Stream) => stream.once('close', () => closes.push(stream.rstCode)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${port}`, connectTimeoutMs: 10_000, tls: undefined }, { maxSessions: 1, idleMs: 10_000 });
+    try {
+      const session = await pool.reserve();
+      const page = session.request({ ':path': '/page' }).on('error', () => undefined);
+      page.once('close', () => pool.release(session));
+      // The dropped body's timer (and the queue's wait) never fire from here: only a cancel frees the stream.
+      vi.useFakeTimers({ toFake: ['setTimeout'] });
+      let served = false;
+      const next = () => void pool.reserve().then(() => (served = true), () => undefined);
+      if (waitFirst) {
+        // The page's stream is at the server, unanswered: the next request waits for it before it is dropped.
+        expect(await until(() => answer !== undefined, 3_000)).toBe(true);
+        next();
+        expect(pool.waiting).toBe(1);
+        answer!();
+      }
+      await new Promise((resolve) => page.once('response', resolve));
+      dropBody(page);
+      if (!waitFirst) next();
+      expect(await until(() => served, 3_000), 'the waiting request served').toBe(true);
+      expect(closes).toEqual([constants.NGHTTP2_CANCEL]);
+    } finally {
+      vi.useRealTimers();
+      await pool.close(0);
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
 describe('cancelStream on a session that carries other streams', () => {
   let server: Http2Server | undefined;
   let pool: Http2SessionPool | undefined;

@@ -79,6 +79,9 @@ export function cancelStream(stream: Http2Stream): void {
  */
 export function dropBody(stream: Http2Stream): void {
   if (stream.closed) return;
+  const session = stream.session as CountedSession | undefined;
+  // A request already waits for a stream of this session's pool: it is given this one at once.
+  if (session?.[STREAMS_WANTED]?.() === true) return cancelStream(stream);
   let bytes = 0;
   const cancel = () => {
     if (!stream.closed) cancelStream(stream);
@@ -88,9 +91,31 @@ export function dropBody(stream: Http2Stream): void {
     bytes += chunk.length;
     if (bytes > DROPPED_BODY_BYTES) cancel();
   });
-  stream.once('close', () => clearTimeout(timer));
+  const dropping = session === undefined ? undefined : (session[DROPPING] ??= new Set());
+  dropping?.add(stream);
+  stream.once('close', () => {
+    clearTimeout(timer);
+    dropping?.delete(stream);
+  });
   stream.resume();
 }
+
+/**
+ * Cancels at once the bodies `dropBody` still reads on `session`: its pool has a request waiting
+ * for a stream (`Http2SessionPool`), which would otherwise wait up to `DROPPED_BODY_MS` for a stream
+ * that nobody reads, and past its wait get a 503 pool-overflow. A burst of never-ending replaced
+ * answers held every stream of a session for a second each.
+ */
+export function cancelDroppedBodies(session: Http2Session): void {
+  const dropping = (session as CountedSession)[DROPPING];
+  if (dropping === undefined) return;
+  for (const stream of [...dropping]) if (!stream.closed) cancelStream(stream);
+}
+
+/** Set on a session by its pool: whether a request waits for a stream (`dropBody` then cancels at once). */
+export const STREAMS_WANTED = Symbol('switchboard.streamsWanted');
+/** Where `dropBody` keeps the streams whose bodies it reads on a session. */
+const DROPPING = Symbol('switchboard.droppingBodies');
 
 /** The most of a dropped body read on before its stream is cancelled (`dropBody`): a stream's initial flow-control window. */
 export const DROPPED_BODY_BYTES = 64 * 1024;
@@ -145,7 +170,14 @@ const RESETS_SENT = Symbol('switchboard.resetsSent');
 const RESETS_SINCE_MS = Symbol('switchboard.resetsSinceMs');
 /** Where `countRefusedAnswer` counts the answer heads node:http2 refused on a session, for good, as node counts them. */
 const ANSWERS_REFUSED = Symbol('switchboard.answersRefused');
-type CountedSession = NonNullable<Http2Stream['session']> & { [RESETS_SENT]?: number; [RESETS_SINCE_MS]?: number; [ANSWERS_REFUSED]?: number; [MAY_RETIRE]?: () => boolean };
+type CountedSession = NonNullable<Http2Stream['session']> & {
+  [RESETS_SENT]?: number;
+  [RESETS_SINCE_MS]?: number;
+  [ANSWERS_REFUSED]?: number;
+  [MAY_RETIRE]?: () => boolean;
+  [STREAMS_WANTED]?: () => boolean;
+  [DROPPING]?: Set<Http2Stream>;
+};
 
 /**
  * The answer heads node:http2 refuses on one upstream session before the gateway retires it: half

@@ -1,5 +1,5 @@
 import { constants, type ClientHttp2Session, type Settings } from 'node:http2';
-import { MAY_RETIRE } from './transport-http2-peer-end.ts';
+import { cancelDroppedBodies, MAY_RETIRE, STREAMS_WANTED } from './transport-http2-peer-end.ts';
 import { openPooledSession, type Http2Target, type PooledSession } from './transport-http2-session-open.ts';
 import { DEFAULT_HTTP2_MAX_PENDING_STREAMS, Http2StreamQueue, STREAM_WAIT_WITHOUT_CONNECT_TIMEOUT_MS } from './transport-http2-stream-queue.ts';
 
@@ -252,7 +252,10 @@ export class Http2SessionPool {
     const sessions = () => `${this.entries.length} HTTP/2 sessions with ${address}, all at their streams limit or going away`;
     if (this.queue.length >= maxPending) return Promise.reject(new Http2PoolFullError(`${sessions()}, and ${maxPending} requests already wait for a stream`));
     const waitMs = connectTimeoutMs || STREAM_WAIT_WITHOUT_CONNECT_TIMEOUT_MS;
-    return this.queue.add(waitMs, () => new Http2PoolFullError(`${sessions()}: no stream came free within ${waitMs} ms`));
+    const waiting = this.queue.add(waitMs, () => new Http2PoolFullError(`${sessions()}: no stream came free within ${waitMs} ms`));
+    // Streams held only for a replaced answer's body nobody reads come free for it (their close serves the queue).
+    for (const entry of this.entries) cancelDroppedBodies(entry.session);
+    return waiting;
   }
 
   /** Gives the waiting reservations, oldest first, the streams there is room for now, opening sessions up to `maxSessions`. */
@@ -276,6 +279,7 @@ export class Http2SessionPool {
     (session as ClientHttp2Session & { [MAY_RETIRE]?: () => boolean })[MAY_RETIRE] = () =>
       this.entries.length < this.limits.maxSessions || this.entries.some((other) => other !== entry && !other.session.closed && !other.session.destroyed);
     // Every SETTINGS frame may change the limit; streams already over a lowered one stay (node queues them).
+    (session as ClientHttp2Session & { [STREAMS_WANTED]?: () => boolean })[STREAMS_WANTED] = () => this.queue.length > 0;
     session.on('remoteSettings', (settings: Settings) => {
       entry.limit = settings.maxConcurrentStreams ?? INITIAL_MAX_CONCURRENT_STREAMS;
       // A session refusing all streams for now (0, as some servers say before their GOAWAY) is not
