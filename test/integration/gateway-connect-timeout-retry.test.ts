@@ -67,14 +67,13 @@ routes:
       .map((line) => JSON.parse(line) as Record<string, unknown>);
 
   it('closes a tcp connection after one attempt, logged as connect-timeout with attempts 1', async () => {
-    const startedAt = performance.now();
     await new Promise<void>((resolve, reject) => {
       const socket = connect({ host: '127.0.0.1', port: gateway.ports.db! });
       socket.on('error', () => undefined).once('close', () => resolve());
       setTimeout(() => reject(new Error('the connection still open after 10 s')), 10_000).unref();
     });
-    // One timeout, not three in turn (1,200 ms).
-    expect(performance.now() - startedAt).toBeLessThan(3 * CONNECT_MS);
+    // One timeout, not three in turn: told by the line's attempts, not by the time it took (a loaded
+    // machine stretches one 400 ms timeout past three's 1,200 ms as easily as it shortens nothing).
     const line = await waitFor(async () => (await logLines()).find((entry) => entry.protocol === 'tcp' && entry.service === 'hole' && 'attempts' in entry), { timeoutMs: 10_000, message: 'the tcp access log line' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
     });
@@ -82,10 +81,8 @@ routes:
   });
 
   it('answers an HTTP request 504 after one attempt, logged with attempts 1', async () => {
-    const startedAt = performance.now();
     const answer = await sendRequest(gateway.port, '/once');
     expect(answer.status).toBe(504);
-    expect(performance.now() - startedAt).toBeLessThan(3 * CONNECT_MS);
     const line = await waitFor(async () => (await logLines()).find((entry) => entry.path === '/once'), { timeoutMs: 10_000, message: 'the access log line of /once' });
     expect(line).toMatchObject({ service: 'hole', upstream: blackhole.address, attempts: 1, errorClass: 'connect-timeout', status: 504 });
   });
