@@ -39,7 +39,7 @@ function get(port: number, path: string, headers: Record<string, string> = {}): 
 }
 
 /** A policy: redis limit in a real gateway whose fallback bucket is half the limit (`redis.gateways: 2`), over a real redis-server the tests stop. */
-describe('redis rate limit in fallback (onRedisError: local, deny) against a real redis-server and gateway', () => {
+describe('redis rate limit in fallback (onRedisError: local, allow, deny) against a real redis-server and gateway', () => {
   let redis: LocalRedis | undefined;
   let backend: BackendProcess | undefined;
   let gateway: GatewayProcess | undefined;
@@ -107,6 +107,25 @@ routes:
     expect(await statusesOf('b', 2)).toEqual([200, 'quota-exceeded']);
     expect(await statusesOf('c', 3)).toEqual([200, 200, 'quota-exceeded']);
     expect((await get(port, '/limited', { 'x-app': 'a' })).state).toMatch(/^"daily";r=0;t=\d+$/);
+  });
+
+  it('with onRedisError: allow lets requests through with no limit header while Redis is away (none counted them), and the shared figures again once it is back', async () => {
+    const { port } = await start('{ average: 1, period: 10s, burst: 2, key: route, policy: redis, onRedisError: allow }');
+    const counted = await get(port, '/limited');
+    expect([counted.status, counted.limit, counted.remaining]).toEqual([200, '2', '1']);
+    await redis!.stop();
+    // Past the burst: all through, none with an X-RateLimit-Remaining that nothing counts down.
+    for (let sent = 0; sent < 4; sent += 1) {
+      const open = await get(port, '/limited');
+      expect([open.status, open.anyLimitHeader]).toEqual([200, false]);
+    }
+    await redis!.restart();
+    const back = await waitFor(async () => {
+      const answer = await get(port, '/limited');
+      return answer.anyLimitHeader ? answer : undefined;
+    }, { timeoutMs: 10_000, message: 'the shared bucket deciding once Redis is back' });
+    // The restarted Redis (no persistence) counts from a full bucket.
+    expect([back.status, back.limit, back.remaining]).toEqual([200, '2', '1']);
   });
 
   it("with onRedisError: deny answers 503 rate-limit-unavailable while Redis is away, with Retry-After and no limit header claiming a count never read; logged so, and counted again once it is back", async () => {

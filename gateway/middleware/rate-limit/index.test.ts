@@ -252,6 +252,13 @@ describe('rateLimit with policy redis while Redis is away', () => {
     expect(seen).toEqual(expected);
   });
 
+  it.each(['allow', 'deny'] as const)('with onRedisError: %s sends no limit header: no bucket counted the request', async (onRedisError) => {
+    const settings = { ...SETTINGS, burst: 8, policy: 'redis', onRedisError } as const;
+    server = await serveMiddleware([rateLimit(settings, { now: () => 0, redisSettings: REDIS, redis: downRedis, name: `uncounted-${onRedisError}` })]);
+    const { headers } = await server.send('/');
+    expect(Object.keys(headers).filter((name) => /^(x-)?ratelimit/.test(name))).toEqual([]);
+  });
+
   it("switches once for the whole limit, not once per consumer's own bucket: one log line, one event, and no more Redis calls", async () => {
     let calls = 0;
     const counting = () => {

@@ -68,8 +68,9 @@ export interface RateLimitOptions {
  * `X-RateLimit-Limit/-Remaining/-Reset` and the IETF `RateLimit`/`RateLimit-Policy` fields; the
  * error is `quota-exceeded` when the hourly/daily quota refused it, `rate-limited` otherwise.
  * Every other answer carries the limit headers too (through a response header hook). A limit that
- * could not count (`refusedBy: unavailable`) answers 503 `rate-limit-unavailable` with `Retry-After`
- * alone: no limit header, since none of their figures was read.
+ * could not count (`uncounted`) sends no limit header, since none of their figures was read: it
+ * lets the request through as it came (`onRedisError: allow`) or answers 503 `rate-limit-unavailable`
+ * with `Retry-After` alone (`deny`).
  */
 export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions = {}): Middleware {
   // Set once a reload replaced or dropped this middleware: its Redis limiters leave Redis' return to the limit that replaced it, if that falls back too.
@@ -81,7 +82,8 @@ export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions
   const limiterOf = byConsumer ? consumerLimiters(limiter, build) : () => limiter;
   // A local limiter answers at once: no promise and no extra microtask on that path.
   const decide = (context: GatewayContext, next: () => Promise<void>, decision: LimitDecision): Promise<void> => {
-    if (decision.refusedBy === 'unavailable') return refuseUncounted(context, decision);
+    // No bucket decided (Redis away, `allow` or `deny`): no limit header, as Envoy's filter sends none when its service fails.
+    if (decision.uncounted) return decision.allowed ? next() : refuseUncounted(context, decision);
     const headers = rateLimitHeaders(decision, (byConsumer && context.get('consumer')?.rateLimit) || settings);
     if (!decision.allowed) {
       const retryAfter = headers['retry-after']!;

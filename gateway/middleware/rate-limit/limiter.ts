@@ -18,6 +18,12 @@ export interface LimitDecision {
    * `limit` and `remaining` were never read); undefined when allowed.
    */
   readonly refusedBy: 'rate' | 'quota' | 'unavailable' | undefined;
+  /**
+   * True when no bucket decided: a `policy: redis` limit whose Redis is away let the request through
+   * (`onRedisError: allow`) or refused it (`deny`) without counting it, so `limit`, `remaining` and
+   * `resetMs` are no bucket's figures and no limit header may repeat them.
+   */
+  readonly uncounted?: true;
   /** The bucket size (burst): the most requests that may pass at once. */
   readonly limit: number;
   /** Whole tokens left after this request. */

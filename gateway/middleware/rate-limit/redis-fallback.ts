@@ -31,7 +31,7 @@ export interface RedisFallbackOptions {
    * meanwhile must not grant them again.
    */
   readonly charge?: (key: string, count: number) => Promise<unknown>;
-  /** The bucket size, for the headers of `allow` and `deny` answers. */
+  /** The bucket size, the `limit` of an `allow` or `deny` decision (`uncounted`: no header shows it). */
   readonly burst: number;
   /** Resolves when Redis serves the limiter again (its script on a probe key); rejects within the command timeout otherwise. */
   readonly probe: () => Promise<unknown>;
@@ -127,9 +127,9 @@ export class RedisFallbackLimiter implements Limiter {
       const decision = this.options.local.take(key);
       return decision instanceof Promise ? decision.then((settled) => this.handOut(key, settled)) : this.handOut(key, decision);
     }
-    if (mode === 'allow') return { allowed: true, refusedBy: undefined, limit: burst, remaining: burst, resetMs: 0, retryAfterMs: 0, delayMs: 0 };
+    if (mode === 'allow') return { allowed: true, refusedBy: undefined, uncounted: true, limit: burst, remaining: burst, resetMs: 0, retryAfterMs: 0, delayMs: 0 };
     const retryAfterMs = this.options.probeIntervalMs ?? REDIS_PROBE_INTERVAL_MS;
-    return { allowed: false, refusedBy: 'unavailable', limit: burst, remaining: 0, resetMs: retryAfterMs, retryAfterMs, delayMs: 0 };
+    return { allowed: false, refusedBy: 'unavailable', uncounted: true, limit: burst, remaining: 0, resetMs: retryAfterMs, retryAfterMs, delayMs: 0 };
   }
 
   /** Counts a request the local bucket let through, to charge Redis for it once it is back (at most `MAX_CHARGED_KEYS` keys). */
