@@ -38,6 +38,9 @@ describe('RequestMetrics with flow statistics', () => {
     ['a gRPC call its upstream failed with UNAVAILABLE in a 200', finished(200, { grpcStatus: 14 }), 1],
     ['a gRPC call failed with NOT_FOUND', finished(200, { grpcStatus: 5 }), 0],
     ["a gateway's gRPC answer to a request it refused (400, INTERNAL)", finished(400, { errorClass: 'request-rejected', grpcStatus: 13 }), 0],
+    ['a rate limit over its limit (429)', finished(429, { errorClass: 'rate-limited' }), 0],
+    ["a rate limit whose Redis is away (503): the gateway's own dependency", finished(503, { errorClass: 'rate-limit-unavailable' }), 0],
+    ['the same refusal of a gRPC call (UNAVAILABLE in a 200)', finished(200, { errorClass: 'rate-limit-unavailable', grpcStatus: 14 }), 0],
   ])('counts %s as %i errors', (_name, context, errors) => {
     const flow = recorded(context);
     expect(flow.of('service', 'user').total).toMatchObject({ requests: 1, errors });

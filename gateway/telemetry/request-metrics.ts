@@ -1,6 +1,7 @@
 import { metricsRegistry } from '../../src/metrics.ts';
 import { nestedValue, type NestedMap } from '../../src/nested-map.ts';
 import type { GatewayContext } from '../context.ts';
+import { RATE_LIMIT_UNAVAILABLE } from '../middleware/rate-limit/index.ts';
 import { answerStatusOf, grpcCallOf, GrpcStatus } from '../proxy/grpc-status.ts';
 import { countsAgainstUpstream, STATUS_BY_CLASS, type GatewayErrorClass } from '../proxy/upstream-error.ts';
 import type { FlowSeries } from './flow-series.ts';
@@ -51,6 +52,13 @@ export const grpcCallsTotal = new CellCounter<'service' | 'grpc_service' | 'grpc
 
 /** gRPC series (service, method and code) given labels of their own; the rest count as `other`, so clients cannot grow the series without end. */
 const MAX_GRPC_METHODS = 1_000;
+
+/**
+ * Classes of a gateway's own dependency failing (a `policy: redis` rate limit's Redis away): the
+ * client got a 5xx (or a gRPC UNAVAILABLE), but neither the route's service nor anything after the
+ * limit was at fault, so the flow statistics count no error for it ("blame only the guilty").
+ */
+const OWN_DEPENDENCY_FAILURES: ReadonlySet<string> = new Set([RATE_LIMIT_UNAVAILABLE]);
 
 const upstreamErrorCell = (service: string, errorClass: string): CounterCell => upstreamErrorsTotal.cell({ service, class: errorClass });
 
@@ -146,7 +154,7 @@ export class RequestMetrics {
     const upstreamFault = errorClass !== undefined && Object.hasOwn(STATUS_BY_CLASS, errorClass) && countsAgainstUpstream(errorClass as GatewayErrorClass);
     // A gRPC call its upstream failed inside an HTTP 200 (UNAVAILABLE…) is an error as a 5xx is.
     const grpcFailed = outcome.grpcStatus !== undefined && answerStatusOf(status, outcome.grpcStatus) >= 500;
-    const error = status >= 500 || upstreamFault || grpcFailed ? 1 : 0;
+    const error = (status >= 500 || upstreamFault || grpcFailed) && !(errorClass !== undefined && OWN_DEPENDENCY_FAILURES.has(errorClass)) ? 1 : 0;
     const declared = context.request.headers['content-length'];
     const bytesIn = declared === undefined ? 0 : Number(declared) || 0;
     const bytesOut = outcome.bytesOut;
