@@ -395,10 +395,13 @@ const DEFAULT_CORS_METHODS = ['GET', 'HEAD', 'POST'];
 /** A `respond` body's type when it names none (nginx's `return` text goes out as its default_type, often text/plain). */
 const DEFAULT_RESPOND_CONTENT_TYPE = 'text/plain; charset=utf-8';
 
+/** What `onRedisError: deny` answers by default: 503, a service that cannot serve for now (with `Retry-After`), not Envoy's 500. */
+const DEFAULT_RATE_LIMIT_STATUS_ON_REDIS_ERROR = 503;
+
 /** One `middlewares` entry with its defaults; the schema guarantees exactly one kind is set. */
 function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
   if (input.rateLimit) {
-    const { average, period, burst, key, ipv6Subnet, policy = 'local', onRedisError, delay, quota } = input.rateLimit;
+    const { average, period, burst, key, ipv6Subnet, policy = 'local', onRedisError, statusOnRedisError, delay, quota } = input.rateLimit;
     // Default burst = average, at least one token: a bucket of less than one never admits anything.
     return {
       kind: 'rateLimit',
@@ -410,6 +413,7 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
         ipv6Subnet: ipv6Subnet ?? DEFAULT_RATE_LIMIT_IPV6_SUBNET,
         policy,
         onRedisError: onRedisError ?? 'local',
+        statusOnRedisError: statusOnRedisError ?? DEFAULT_RATE_LIMIT_STATUS_ON_REDIS_ERROR,
         delay: delay && { maxWaitMs: delay.maxWait },
         quota,
       },

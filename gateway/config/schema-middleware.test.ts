@@ -8,7 +8,7 @@ import { expectRefused } from './config-testing.ts';
 
 const ROUTE = 'routes:\n  - { path: /api, service: api, middlewares: [limit] }\n';
 
-const LOCAL = { ipv6Subnet: 64, policy: 'local', onRedisError: 'local', delay: undefined, quota: undefined } as const;
+const LOCAL = { ipv6Subnet: 64, policy: 'local', onRedisError: 'local', statusOnRedisError: 503, delay: undefined, quota: undefined } as const;
 const REDIS = { target: { kind: 'url', url: 'redis://127.0.0.1:6379/2' }, password: undefined, timeoutMs: 100, keyPrefix: 'gw:', gateways: 3 } as const;
 
 describe('middlewares', () => {
@@ -19,7 +19,7 @@ describe('middlewares', () => {
   limit: { rateLimit: { average: 2.5 } }
   by-network: { rateLimit: { average: 1, ipv6Subnet: 48 } }
   limit-by-key: { rateLimit: { average: 100, period: 1m, burst: 10, key: "header:X-Api-Key" } }
-  by-tenant: { rateLimit: { average: 5, key: "claim:tenant", policy: redis, onRedisError: deny, delay: { maxWait: 250ms }, quota: { limit: 1000, per: day } } }
+  by-tenant: { rateLimit: { average: 5, key: "claim:tenant", policy: redis, onRedisError: deny, statusOnRedisError: 500, delay: { maxWait: 250ms }, quota: { limit: 1000, per: day } } }
   to-https: { redirectScheme: { scheme: https, port: 8443 } }
   to-apex: { redirectRegex: { regex: '^https?://www\\.(example\\.com)(.*)$', replacement: "https://$1$2", permanent: true } }
   hsts: { hsts: { maxAge: 1y, includeSubDomains: true } }
@@ -45,7 +45,7 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
       'limit-by-key': { kind: 'rateLimit', settings: { ...LOCAL, average: 100, periodMs: 60_000, burst: 10, key: { from: 'header', name: 'x-api-key' } } },
       'by-tenant': {
         kind: 'rateLimit',
-        settings: { average: 5, periodMs: 1_000, burst: 5, key: { from: 'claim', name: 'tenant' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'deny', delay: { maxWaitMs: 250 }, quota: { limit: 1000, per: 'day' } },
+        settings: { average: 5, periodMs: 1_000, burst: 5, key: { from: 'claim', name: 'tenant' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'deny', statusOnRedisError: 500, delay: { maxWaitMs: 250 }, quota: { limit: 1000, per: 'day' } },
       },
       'to-https': { kind: 'redirectScheme', settings: { scheme: 'https', port: 8443, permanent: false } },
       'to-apex': { kind: 'redirectRegex', settings: { regex: '^https?://www\\.(example\\.com)(.*)$', replacement: 'https://$1$2', permanent: true } },
@@ -121,6 +121,9 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['middlewares:\n  f: { inFlightReq: { amount: 2, key: "header:X-T", ipv6Subnet: 56 } }', 'middlewares.f.inFlightReq.ipv6Subnet (line 2): applies only to key: client-ip'],
     ['middlewares:\n  f: { inFlightReq: { amount: 2, key: cookie } }', 'middlewares.f.inFlightReq.key (line 2): expected client-ip, route, service, consumer, header:<name> or claim:<name>'],
     ['middlewares:\n  l: { rateLimit: { average: 1, key: cookie } }', 'middlewares.l.rateLimit.key (line 2): expected client-ip, route, service, consumer, header:<name> or claim:<name>'],
+    ['middlewares:\n  l: { rateLimit: { average: 1, onRedisError: deny, statusOnRedisError: 200 } }', 'middlewares.l.rateLimit.statusOnRedisError (line 2): must be 429 or a 5xx status (500 to 599)'],
+    ['middlewares:\n  l: { rateLimit: { average: 1, onRedisError: deny, statusOnRedisError: 404 } }', 'middlewares.l.rateLimit.statusOnRedisError (line 2): must be 429 or a 5xx status (500 to 599)'],
+    ['middlewares:\n  l: { rateLimit: { average: 1, statusOnRedisError: 500 } }', 'middlewares.l.rateLimit.statusOnRedisError (line 2): applies only with onRedisError: deny'],
     ['middlewares:\n  l: { rateLimit: { average: 1, policy: redis } }', 'middlewares.l.rateLimit.policy (line 2): policy redis needs the top-level redis: section'],
     ['middlewares:\n  l: { rateLimit: { average: 1, quota: { limit: 5, per: week } } }', 'middlewares.l.rateLimit.quota.per (line 2)'],
     ['redis: { url: "redis://a:1", cluster: ["b:2"] }', 'set exactly one of url, sentinels (with name) or cluster; found url and cluster'],

@@ -199,8 +199,12 @@ const MIDDLEWARE_KINDS = {
     ipv6Subnet: ipv6Subnet.optional(),
     policy: z.enum(['local', 'redis']).optional(),
     onRedisError: z.enum(['local', 'allow', 'deny']).optional(),
+    statusOnRedisError: z.int().refine((status) => status === 429 || (status >= 500 && status <= 599), 'must be 429 or a 5xx status (500 to 599): a refusal for want of a count, never a success or the client\'s error').optional(),
     delay: section({ maxWait: duration.refine((ms) => ms > 0, 'must be above 0') }).optional(),
     quota: section({ limit: count(1), per: z.enum(['hour', 'day']) }).optional(),
+  }).superRefine((settings, context) => {
+    // Ignored otherwise: only `deny` refuses for want of Redis.
+    if (settings.statusOnRedisError !== undefined && settings.onRedisError !== 'deny') context.addIssue({ code: 'custom', path: ['statusOnRedisError'], message: 'applies only with onRedisError: deny (the status of the requests it refuses while Redis is away)' });
   }),
   redirectScheme: section({
     scheme: z.enum(['https', 'http']),

@@ -522,6 +522,8 @@ export interface RateLimitSettings {
   readonly policy: 'local' | 'redis';
   /** While Redis does not answer: a local bucket of 1/gateways of the limit, let everything through, or refuse everything. */
   readonly onRedisError: 'local' | 'allow' | 'deny';
+  /** The status `onRedisError: deny` answers while Redis is away (Envoy's `status_on_error`); 503 by default. */
+  readonly statusOnRedisError: number;
   /** Delay instead of refusing: a request whose token comes within `maxWaitMs` waits for it (nginx `limit_req ... delay`). */
   readonly delay: { readonly maxWaitMs: number } | undefined;
   readonly quota: RateLimitQuota | undefined;

@@ -128,6 +128,14 @@ routes:
     expect([back.status, back.limit, back.remaining]).toEqual([200, '2', '1']);
   });
 
+  it('with statusOnRedisError answers that status in place of the 503, still rate-limit-unavailable with Retry-After and no limit header', async () => {
+    const { port } = await start('{ average: 1, period: 10s, burst: 1, key: route, policy: redis, onRedisError: deny, statusOnRedisError: 500 }');
+    expect((await get(port, '/limited')).status).toBe(200);
+    await redis!.stop();
+    const refused = await get(port, '/limited');
+    expect([refused.status, refused.error, refused.retryAfter, refused.anyLimitHeader]).toEqual([500, 'rate-limit-unavailable', '1', false]);
+  });
+
   it("with onRedisError: deny answers 503 rate-limit-unavailable while Redis is away, with Retry-After and no limit header claiming a count never read; logged so, and counted again once it is back", async () => {
     const { port } = await start('{ average: 1, period: 10s, burst: 1, key: route, policy: redis, onRedisError: deny }', true);
     expect((await get(port, '/limited')).status).toBe(200);

@@ -65,7 +65,7 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     const connection = createRedisConnection(settings);
     connections.push(connection);
     if (ready) await new Promise((resolve) => connection.once('ready', resolve));
-    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError, delay: undefined, quota: undefined };
+    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError, statusOnRedisError: 503, delay: undefined, quota: undefined };
     server = await serveMiddleware([rateLimit(limit, { name, redisSettings: settings, redis: () => connection, log: quiet })]);
     return server;
   }
@@ -109,7 +109,7 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
   it('keeps the previous configuration\'s connection through the drain time after a reload moved Redis, then closes it', async () => {
     const before: RedisSettings = { target: { kind: 'url', url: redis.url }, password: undefined, timeoutMs: 500, keyPrefix: 'test-moved-a:', gateways: 1 };
     const after: RedisSettings = { ...before, keyPrefix: 'test-moved-b:' };
-    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'deny', delay: undefined, quota: undefined };
+    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'deny', statusOnRedisError: 503, delay: undefined, quota: undefined };
     // The limit of the previous configuration, on the shared connection as the gateway builds it.
     const old = await serveMiddleware([rateLimit(limit, { name: 'moved', redisSettings: before, log: quiet })]);
     server = old;
@@ -130,7 +130,7 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     await new Promise((resolve) => connection.once('ready', resolve));
     let cut = false;
     connection.on('close', () => (cut = true));
-    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'deny', delay: undefined, quota: undefined };
+    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'deny', statusOnRedisError: 503, delay: undefined, quota: undefined };
     const slow = await serveMiddleware([rateLimit(limit, { name: 'slow', redisSettings: settings, redis: () => connection, log: quiet })]);
     server = slow;
     expect((await slow.send('/')).status).toBe(200);
@@ -149,7 +149,7 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     connections.push(connection);
     await new Promise((resolve) => connection.once('ready', resolve));
     // 40 at once, 10 a second: a full-bucket fallback would let about 40 more through, and Redis refilled meanwhile as many again.
-    const limit: RateLimitSettings = { average: 10, periodMs: 1_000, burst: 40, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'local', delay: undefined, quota: undefined };
+    const limit: RateLimitSettings = { average: 10, periodMs: 1_000, burst: 40, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'local', statusOnRedisError: 503, delay: undefined, quota: undefined };
     const limited = await serveMiddleware([rateLimit(limit, { name: 'blip', redisSettings: settings, redis: () => connection, log: quiet })]);
     server = limited;
     let allowed = 0;
@@ -183,7 +183,7 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     // A day that turns during the test would start the count again: begin in the next one if this one is about to end.
     const dayLeftMs = async () => DAY_MS - ((await redisNowMs()) % DAY_MS);
     if ((await dayLeftMs()) < 60_000) await waitFor(async () => (await dayLeftMs()) > 60_000 || undefined, { timeoutMs: 70_000, message: 'the next UTC day on Redis\' clock' });
-    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'local', delay: undefined, quota: { limit: 10, per: 'day' } };
+    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'local', statusOnRedisError: 503, delay: undefined, quota: { limit: 10, per: 'day' } };
     const limited = await serveMiddleware([rateLimit(limit, { name: 'quota-charge', redisSettings: settings, redis: () => connection, log: quiet })]);
     server = limited;
     const statusesOf = async (count: number): Promise<number[]> => {

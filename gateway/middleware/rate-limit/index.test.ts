@@ -7,7 +7,7 @@ import { rateLimit, rateLimitChanges, type Limiter } from './index.ts';
 import { setLivePeerCount } from '../../config-store/peer-count.ts';
 import { retire } from '../middleware-retire.ts';
 
-const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' }, ipv6Subnet: 64, policy: 'local', onRedisError: 'local', delay: undefined, quota: undefined };
+const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' }, ipv6Subnet: 64, policy: 'local', onRedisError: 'local', statusOnRedisError: 503, delay: undefined, quota: undefined };
 const PASS = { allowed: true, refusedBy: undefined, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0, delayMs: 0 } as const;
 
 describe('rateLimit', () => {

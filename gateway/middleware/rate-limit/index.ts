@@ -83,7 +83,7 @@ export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions
   // A local limiter answers at once: no promise and no extra microtask on that path.
   const decide = (context: GatewayContext, next: () => Promise<void>, decision: LimitDecision): Promise<void> => {
     // No bucket decided (Redis away, `allow` or `deny`): no limit header, as Envoy's filter sends none when its service fails.
-    if (decision.uncounted) return decision.allowed ? next() : refuseUncounted(context, decision);
+    if (decision.uncounted) return decision.allowed ? next() : refuseUncounted(context, decision, settings.statusOnRedisError);
     const headers = rateLimitHeaders(decision, (byConsumer && context.get('consumer')?.rateLimit) || settings);
     if (!decision.allowed) {
       const retryAfter = headers['retry-after']!;
@@ -116,13 +116,14 @@ export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions
 const DONE: Promise<void> = Promise.resolve();
 
 /**
- * 503 with `Retry-After` (when the store is next asked), as a service that cannot serve for now
- * answers (RFC 9110 §15.6.4), rather than Envoy's default 500 under `failure_mode_deny`: the gateway
- * is not broken, and clients retry a 503 after `Retry-After`; a 429 would blame the client.
+ * `status` (`statusOnRedisError`: 503 by default) with `Retry-After` (when the store is next asked),
+ * as a service that cannot serve for now answers (RFC 9110 §15.6.4), rather than Envoy's default 500
+ * under `failure_mode_deny`: the gateway is not broken, and clients retry a 503 after `Retry-After`;
+ * a 429 would blame the client. Whatever the status, the error is `rate-limit-unavailable`.
  */
-function refuseUncounted(context: GatewayContext, decision: LimitDecision): Promise<void> {
+function refuseUncounted(context: GatewayContext, decision: LimitDecision, status: number): Promise<void> {
   const retryAfter = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1_000)));
-  sendErrorAnswer(context, 503, RATE_LIMIT_UNAVAILABLE, `the rate limit cannot count requests now (its store is unreachable); retry after ${retryAfter} s`, { 'retry-after': retryAfter });
+  sendErrorAnswer(context, status, RATE_LIMIT_UNAVAILABLE, `the rate limit cannot count requests now (its store is unreachable); retry after ${retryAfter} s`, { 'retry-after': retryAfter });
   return DONE;
 }
 
