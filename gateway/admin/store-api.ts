@@ -66,6 +66,8 @@ export interface StoreApiOptions {
   readonly readerStatus?: () => StoreStatus | undefined;
   /** The listing the store's reader last composed, which a write's warnings are judged beside; `configStoreState`'s by default. */
   readonly composed?: () => ComposedListing | undefined;
+  /** The listing the reader's refusals (`readerStatus`) were judged on, which `GET /api/store` marks them by; `configStoreState`'s by default. */
+  readonly judged?: () => ComposedListing | undefined;
   /** The writer of a store; `openStoreWriter` by default (tests pass fakes). */
   readonly openWriter?: (location: StoreLocation & { readonly timeoutMs?: number }) => Promise<StoreWriter>;
 }
@@ -103,10 +105,11 @@ export class StoreApi {
       if (place.kind === 'store') {
         const listing = await writer.list();
         const reader = this.readerStatus();
-        const composed = this.composed();
+        // The listing the reader's refusals were judged on: a newer one refused as a whole left them as they were.
+        const judged = (this.options.judged ?? (() => configStoreState.refusalsJudgedOn()))();
         // Marked before redaction: the reader judged the value with its secrets.
-        const objects = markRefused(listing.objects, reader?.refused ?? [], composed).map((object) => ({ ...object, value: redactSecrets(object.value) }));
-        const unreadable = markRefused(listing.unreadable, reader?.refused ?? [], composed, false);
+        const objects = markRefused(listing.objects, reader?.refused ?? [], judged).map((object) => ({ ...object, value: redactSecrets(object.value) }));
+        const unreadable = markRefused(listing.unreadable, reader?.refused ?? [], judged, false);
         return { status: 200, body: { store: redactSecrets(location.url), ...listing, objects, unreadable, ignored: reader?.ignored ?? [] } };
       }
       if (method === 'GET') return await this.read(writer, place.kind, place.name);

@@ -98,7 +98,8 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     const compose = (fresh: boolean, namedFileChanged = false) => {
       if (closed || !file || !settings) return;
       const current = listing?.value ?? { revision: '0', entries: new Map<string, string>(), receivedAt: Date.now() };
-      configStoreState.setComposed({ path, root: settings.root, listing: current });
+      const composedNow = { path, root: settings.root, listing: current };
+      configStoreState.setComposed(composedNow);
       let merged = mergeWithStore(path, settings.root, file.document, current, validations);
       if (merged.ok && seed) seedLastGood(seed, current, merged.refused);
       // What is applied: the listing, with the last good value of each changed object now refused.
@@ -151,7 +152,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       const known = new Set((previous?.refused ?? []).map((entry) => `${entry.key}\n${entry.reason}`));
       for (const entry of merged.refused) if (!known.has(`${entry.key}\n${entry.reason}`)) log.warn({ key: entry.key, reason: entry.reason }, 'config store object refused; the rest applies');
       noteIgnored(status.ignored, previous);
-      configStoreState.update(status);
+      configStoreState.update(status, composedNow);
       for (const kind of STORE_KINDS) configStoreRefusedObjects.set({ kind }, merged.refused.filter((entry) => entry.kind === kind).length);
       const shared = listing?.origin === 'store';
       if (shared) configStoreState.markShared(merged.config);

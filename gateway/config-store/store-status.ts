@@ -61,6 +61,7 @@ class StoreState {
   private reading: ConfigStoreSettings | undefined;
   private file: ConfigDocument | undefined;
   private composed: ComposedListing | undefined;
+  private judged: ComposedListing | undefined;
   private reason: string | null = null;
   /** The configurations composed from a listing read from the store (not the snapshot, not the file alone), for `/ready`. */
   private readonly shared = new WeakSet<object>();
@@ -101,6 +102,14 @@ class StoreState {
     this.composed = composed;
   }
 
+  /**
+   * The listing the refusals of the latest status were judged on: the last one applied, not a newer one
+   * whose merged configuration was refused as a whole (which leaves the status, and its refusals, as they were).
+   */
+  refusalsJudgedOn(): ComposedListing | undefined {
+    return this.judged;
+  }
+
   /** The latest status; undefined when the configuration has no `configStore`. */
   current(): StoreStatus | undefined {
     const status = this.status.value;
@@ -112,8 +121,12 @@ class StoreState {
     this.reason = reason;
   }
 
-  /** Records the store's state; reports refusals that are new (by key and reason) as events. */
-  update(next: Omit<StoreStatus, 'reason'>): void {
+  /**
+   * Records the store's state, its refusals judged on `judged` (by default the listing they were judged on
+   * before: a listing that adds or removes only ignored keys); reports refusals that are new (by key and reason) as events.
+   */
+  update(next: Omit<StoreStatus, 'reason'>, judged?: ComposedListing): void {
+    if (judged) this.judged = judged;
     const before = new Set((this.status.value?.refused ?? []).map((entry) => `${entry.key}\n${entry.reason}`));
     this.status.next(next);
     for (const entry of next.refused) {

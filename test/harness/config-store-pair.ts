@@ -20,8 +20,8 @@ export interface StorePair {
   etcdctl(...args: string[]): Promise<void>;
   /** One call of the ZooKeeper client, as a promise. */
   zookeeper(work: (client: Client, done: (error: unknown) => void) => void): Promise<void>;
-  /** A gateway reading `configStore` (with an `echo` service), its admin listener taking `token`. */
-  gateway(configStore: string): Promise<{ gateway: GatewayProcess; admin: AdminClient }>;
+  /** A gateway reading `configStore` (with an `echo` service, and `services` its own entries beside it), its admin listener taking `token`. */
+  gateway(configStore: string, services?: string): Promise<{ gateway: GatewayProcess; admin: AdminClient }>;
   close(): Promise<void>;
 }
 
@@ -38,7 +38,7 @@ export async function startStorePair(token: string): Promise<StorePair> {
       await run('etcdctl', ['--endpoints', etcd.endpoints[0]!, '--dial-timeout', '5s', ...args], { timeout: 20_000, env: { ...process.env, ETCDCTL_API: '3' } });
     },
     zookeeper: (work) => new Promise<void>((resolve, reject) => work(client, (error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()))),
-    async gateway(configStore) {
+    async gateway(configStore, services = '') {
       const gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: { listen: 127.0.0.1:{{adminPort}}, token: ${token} }
@@ -46,7 +46,7 @@ accessLog: false
 configStore: { url: "${configStore}", timeout: 5s }
 services:
   echo: { instances: ["127.0.0.1:1"] }
-`);
+${services}`);
       gateways.push(gateway);
       return { gateway, admin: adminClient(`http://127.0.0.1:${gateway.adminPort}`, token) };
     },

@@ -1,7 +1,10 @@
+import { rename } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdminClient } from '../harness/admin-client.ts';
+import { makeCertificate } from '../harness/certificates.ts';
 import { startStorePair, type StorePair } from '../harness/config-store-pair.ts';
-import { waitFor } from '../harness/index.ts';
+import { jsonLogLinesFrom, makeTempDir, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const TOKEN = 'config-store-listing-refused-token-9e4d';
 const CONVERGENCE_MS = 20_000;
@@ -26,6 +29,16 @@ async function listed(admin: AdminClient): Promise<Map<string, { refused?: Mark 
   if (answer.status !== 200) throw new Error(`/api/store answered ${answer.status}: ${text}`);
   const body = JSON.parse(text) as StoreBody;
   return new Map([...body.objects, ...body.unreadable].map((entry) => [entry.name, entry]));
+}
+
+/** Writes a route's znode under `root` around the API: created the first time, its data set after. */
+function zooKeeperRoutes(stores: StorePair, root: string): (name: string, text: string) => Promise<void> {
+  const written = new Set<string>();
+  return async (name, text) => {
+    const path = `${root}/routes/${name}`;
+    await stores.zookeeper((client, done) => (written.has(path) ? client.setData(path, Buffer.from(text), -1, done) : client.create(path, Buffer.from(text), done)));
+    written.add(path);
+  };
 }
 
 /**
@@ -82,11 +95,59 @@ describe('GET /api/store marks the objects the gateway refused', () => {
     const root = '/sb-listing-refused-zk';
     await stores.zookeeper((client, done) => client.mkdirp(`${root}/routes`, done));
     const { admin } = await stores.gateway(stores.url('zookeeper', root));
-    const written = new Set<string>();
-    await judge(admin, async (name, text) => {
-      const path = `${root}/routes/${name}`;
-      await stores.zookeeper((client, done) => (written.has(path) ? client.setData(path, Buffer.from(text), -1, done) : client.create(path, Buffer.from(text), done)));
-      written.add(path);
-    });
+    await judge(admin, zooKeeperRoutes(stores, root));
+  });
+});
+
+/**
+ * A listing whose merged configuration is refused as a whole (the file's own CA bundle gone as the
+ * store changes) leaves the reader's refusals as they were: they are of the listing applied before,
+ * so GET /api/store marks no value the gateway did not judge so. It marked an object's new, valid
+ * value with the refusal of its earlier one.
+ */
+describe('GET /api/store after a listing refused as a whole', () => {
+  let stores: StorePair;
+
+  beforeAll(async () => {
+    stores = await startStorePair(TOKEN);
+  }, 60_000);
+
+  afterAll(async () => {
+    await stores?.close();
+  }, 60_000);
+
+  async function wholeRefusal(store: 'etcd' | 'zookeeper', root: string, write: (name: string, text: string) => Promise<void>): Promise<void> {
+    const keys = await makeTempDir('sb-listing-refused-whole-');
+    const caFile = join(keys, 'ca.pem');
+    await rename((await makeCertificate(keys, 'issuer', { key: 'ec', names: ['api.test'] })).certFile, caFile);
+    const { gateway, admin } = await stores.gateway(stores.url(store, root), `  api: { protocol: https, tls: { caFile: ${caFile} }, instances: ["127.0.0.1:1"] }\n`);
+    await write('flip', BAD);
+    await waitFor(async () => (await listed(admin)).get('flip')?.refused, { timeoutMs: CONVERGENCE_MS, message: 'the bad value to be marked' });
+    // The file's CA bundle goes (a renewal mid-way): the next merge reads it and is refused as a whole.
+    await rename(caFile, join(keys, 'away.pem'));
+    await write('flip', JSON.stringify({ path: '/flip', service: 'echo' }));
+    await waitFor(async () => (await refusedWhole(gateway)) > 0, { timeoutMs: CONVERGENCE_MS, message: 'the merged configuration to be refused as a whole' });
+    const objects = await listed(admin);
+    expect(objects.get('flip')).not.toHaveProperty('refused');
+    // The bad value's refusal still stands in /api/config: it is the configuration in force.
+    expect(await (await admin.get('/api/config')).text()).toContain(`${root}/routes/flip`);
+    await rename(join(keys, 'away.pem'), caFile);
+    await waitFor(async () => (await (await admin.get('/api/config')).text()).includes('"/flip"'), { timeoutMs: CONVERGENCE_MS, message: 'the valid value to be applied once the bundle is back' });
+    expect((await listed(admin)).get('flip')).not.toHaveProperty('refused');
+  }
+
+  async function refusedWhole(gateway: GatewayProcess): Promise<number> {
+    return (await jsonLogLinesFrom(gateway.process)).filter((line) => line.msg === 'the configuration merged with the config store was refused; the running configuration stays').length;
+  }
+
+  it('etcd', async () => {
+    const root = '/sb-listing-refused-whole';
+    await wholeRefusal('etcd', root, (name, text) => stores.etcdctl('put', `${root}/routes/${name}`, text));
+  });
+
+  it('ZooKeeper', async () => {
+    const root = '/sb-listing-refused-whole-zk';
+    await stores.zookeeper((client, done) => client.mkdirp(`${root}/routes`, done));
+    await wholeRefusal('zookeeper', root, zooKeeperRoutes(stores, root));
   });
 });
