@@ -9,7 +9,7 @@ import type { ConfigDocument, StoreRefusal, ValidationCache } from '../config-st
 import { configStoreState, type ComposedListing, type StoreStatus } from '../config-store/store-status.ts';
 import { sameValue } from '../config-store/store-writer-diff.ts';
 import { checkStoreObjectBeside, describeObjectIssues, type ObjectCheck } from '../config-store/store-writer-validate.ts';
-import { writeWarnings } from '../config-store/store-write-warnings.ts';
+import { deleteWarnings, writeWarnings } from '../config-store/store-write-warnings.ts';
 import { markRefused } from '../config-store/store-listing-refusals.ts';
 import { StoreAuthenticationError, StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
 import type { ConfigWrite } from './event-types.ts';
@@ -168,13 +168,22 @@ export class StoreApi {
    * reader last composed; none before it composed one. Reasons name no secret (they are the log's).
    */
   private warnings(kind: StoreKind, name: string, value: unknown): StoreRefusal[] {
+    return this.judgeBeside((composed, file, refused, cache) => writeWarnings(composed, file, refused, kind, name, value, cache));
+  }
+
+  /** What the gateways will log once `kind/name` is deleted (`deleteWarnings`), as `warnings` judges a write. */
+  private deletionWarnings(kind: StoreKind, name: string): StoreRefusal[] {
+    return this.judgeBeside((composed, file, refused, cache) => deleteWarnings(composed, file, refused, kind, name, cache));
+  }
+
+  /** `judge` beside the listing the reader last composed, its file, its refusals and the validations made beside that file; none before it composed one. */
+  private judgeBeside(judge: (composed: ComposedListing, file: ConfigDocument, refused: readonly StoreRefusal[], cache: ValidationCache) => StoreRefusal[]): StoreRefusal[] {
     const composed = this.composed();
     if (!composed) return [];
     const file = this.fileDocument() ?? {};
     if (this.validations.file !== file) this.validations.cache.clear();
     this.validations.file = file;
-    const refused = this.readerStatus()?.refused ?? [];
-    return writeWarnings(composed, file, refused, kind, name, value, this.validations.cache);
+    return judge(composed, file, this.readerStatus()?.refused ?? [], this.validations.cache);
   }
 
   private composed(): ComposedListing | undefined {
@@ -200,9 +209,11 @@ export class StoreApi {
 
   private async remove(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
     const ifMatch = entityTag(request.headers['if-match']);
+    // Judged before the delete, as a write's: the reader may list the store without it before the delete answers.
+    const warnings = this.deletionWarnings(kind, name);
     await writer.delete(kind, name, ifMatch === undefined || ifMatch === '*' ? {} : { ifMatch });
     this.report(request, 'delete', kind, name, null);
-    return { status: 204 };
+    return { status: 200, body: { kind, name, deleted: true, warnings } };
   }
 
   /** `If-Match: "<revision>"` (or `*`: it must exist) and `If-None-Match: *` as writer conditions. */

@@ -14,10 +14,25 @@ import type { ComposedListing } from './store-status.ts';
  * (but this one), as the reader does not log them again. `cache` is the caller's, cleared whenever `file` changes.
  */
 export function writeWarnings(composed: ComposedListing, file: ConfigDocument, alreadyRefused: readonly StoreRefusal[], kind: StoreKind, name: string, value: unknown, cache?: ValidationCache): StoreRefusal[] {
+  return changeWarnings(composed, file, alreadyRefused, kind, name, encodeObject(value), cache);
+}
+
+/**
+ * What the gateways reading the store would log once `kind/name` is deleted: the refusals of other
+ * objects the deletion makes refused (a route naming the middleware or mirror service deleted), judged
+ * as `writeWarnings` judges a write.
+ */
+export function deleteWarnings(composed: ComposedListing, file: ConfigDocument, alreadyRefused: readonly StoreRefusal[], kind: StoreKind, name: string, cache?: ValidationCache): StoreRefusal[] {
+  return changeWarnings(composed, file, alreadyRefused, kind, name, undefined, cache);
+}
+
+/** The refusals once the object at `kind/name` holds `text` (undefined: deleted), beside `composed`. */
+function changeWarnings(composed: ComposedListing, file: ConfigDocument, alreadyRefused: readonly StoreRefusal[], kind: StoreKind, name: string, text: string | undefined, cache: ValidationCache | undefined): StoreRefusal[] {
   const { path, root, listing } = composed;
   const key = objectKey(root, kind, name);
   const entries = new Map(listing.entries);
-  entries.set(key, encodeObject(value));
+  if (text === undefined) entries.delete(key);
+  else entries.set(key, text);
   const merged = mergeWithStore(path, root, file, { ...listing, entries }, cache);
   // By key: a route's reason names its place in the merged document, which a write before it moves.
   const known = new Set(alreadyRefused.map((entry) => entry.key));
