@@ -26,20 +26,28 @@ export interface ObjectView {
   value: unknown;
 }
 
+/** A refusal the gateways will log once a write or a deletion is made (the admin API's `warnings`): the object's store key, its kind, and why. */
+export interface StoreWarning {
+  readonly key: string;
+  readonly kind: StoreKind;
+  readonly reason: string;
+}
+
 /** The admin API calls of `switchboard config`, against one gateway of the group. */
 export interface ConfigAdminClient {
   store(): Promise<StoreView>;
   get(kind: StoreKind, name: string): Promise<ObjectView | undefined>;
-  /** PUT with `If-None-Match: *` (`create`) or `If-Match: "<revision>"`; resolves with the new revision. */
-  put(kind: StoreKind, name: string, value: unknown, condition: { create: true } | { revision: string } | Record<string, never>): Promise<{ revision: string; created: boolean }>;
+  /** PUT with `If-None-Match: *` (`create`) or `If-Match: "<revision>"`; resolves with the new revision and the answer's warnings. */
+  put(kind: StoreKind, name: string, value: unknown, condition: { create: true } | { revision: string } | Record<string, never>): Promise<{ revision: string; created: boolean; warnings: readonly StoreWarning[] }>;
   /**
    * Asks the gateway to judge a write of the object (`?dryRun=true`) beside its own file, writing
-   * nothing; resolves with the issues it names (none: it would take the write) and whether the store
-   * holds that value already (compared there, secrets included; false from a gateway that cannot say).
+   * nothing; resolves with the issues it names (none: it would take the write), whether the store
+   * holds that value already (compared there, secrets included; false from a gateway that cannot say)
+   * and the warnings the write would give.
    */
-  judge(kind: StoreKind, name: string, value: unknown): Promise<{ issues: readonly { path: string; reason: string }[]; unchanged: boolean }>;
-  /** DELETE, with `If-Match` when a revision is given. */
-  delete(kind: StoreKind, name: string, revision?: string): Promise<void>;
+  judge(kind: StoreKind, name: string, value: unknown): Promise<{ issues: readonly { path: string; reason: string }[]; unchanged: boolean; warnings: readonly StoreWarning[] }>;
+  /** DELETE, with `If-Match` when a revision is given; resolves with the answer's warnings (none from a gateway older than them, which answers 204). */
+  delete(kind: StoreKind, name: string, revision?: string): Promise<readonly StoreWarning[]>;
 }
 
 /** A client of the admin API at `base` (`http://127.0.0.1:9180`), sending `token` when given. */
@@ -75,7 +83,8 @@ export function configAdminClient(base: string, token: string | undefined): Conf
       const headers: Record<string, string> = 'create' in condition ? { 'if-none-match': '*' } : 'revision' in condition ? { 'if-match': `"${condition.revision}"` } : {};
       const answer = await call('PUT', `/api/${kind}/${encodeURIComponent(name)}`, { body: value, headers });
       if (answer.status === 404) throw new AdminCallError(`PUT /api/${kind}/${name}: this gateway has no write API (404); is it older than the config store?`, 404);
-      return answer.body as unknown as { revision: string; created: boolean };
+      const body = answer.body as unknown as { revision: string; created: boolean };
+      return { revision: body.revision, created: body.created, warnings: warningsOf(answer.body) };
     },
     async judge(kind, name, value) {
       // Both preconditions, which never hold together: a gateway older than dryRun, which would
@@ -84,13 +93,19 @@ export function configAdminClient(base: string, token: string | undefined): Conf
       const answer = await call('PUT', `/api/${kind}/${encodeURIComponent(name)}?dryRun=true`, { body: value, headers, answered: [400, 412] });
       if (answer.status === 404) throw new AdminCallError(`PUT /api/${kind}/${name}: this gateway has no write API (404); is it older than the config store?`, 404);
       const issues = answer.status === 400 && Array.isArray(answer.body?.issues) ? (answer.body.issues as { path: string; reason: string }[]) : [];
-      return { issues, unchanged: answer.status === 200 && answer.body?.unchanged === true };
+      return { issues, unchanged: answer.status === 200 && answer.body?.unchanged === true, warnings: answer.status === 200 ? warningsOf(answer.body) : [] };
     },
     async delete(kind, name, revision) {
       const answer = await call('DELETE', `/api/${kind}/${encodeURIComponent(name)}`, { headers: revision ? { 'if-match': `"${revision}"` } : {} });
       if (answer.status === 404) throw new AdminCallError(`${kind}/${name} is not in the store`, 404);
+      return warningsOf(answer.body);
     },
   };
+}
+
+/** An answer's `warnings`; none when it has none (a gateway older than them). */
+function warningsOf(body: Record<string, unknown> | undefined): readonly StoreWarning[] {
+  return Array.isArray(body?.warnings) ? (body.warnings as StoreWarning[]) : [];
 }
 
 /** What an error answer means for the person running the command. */

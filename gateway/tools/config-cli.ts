@@ -9,15 +9,18 @@ import { redactionMarkers } from '../config/redaction.ts';
 import { diffObjects, formatChanges, type ObjectChange } from '../config-store/store-writer-diff.ts';
 import { splitConfig, type ConfigObject } from '../config-store/store-writer-split.ts';
 import { checkStoreObject, checkStoreObjectBeside } from '../config-store/store-writer-validate.ts';
-import { AdminCallError, configAdminClient, type ConfigAdminClient, type StoreView } from './config-cli-client.ts';
+import { AdminCallError, configAdminClient, type ConfigAdminClient, type StoreView, type StoreWarning } from './config-cli-client.ts';
 import { CONFIG_CLI_CONCURRENCY, inOrderWithLimit } from './config-cli-pool.ts';
 
 /** `switchboard config` usage, printed on a usage error. */
 export const CONFIG_USAGE = `Usage: switchboard config get [kind [name]] [--json]
-       switchboard config apply -f <file> [--prune] [--against <gateway config file>]...
+       switchboard config apply -f <file> [--prune] [--dry-run] [--against <gateway config file>]...
        switchboard config diff -f <file> [--against <gateway config file>]...
        switchboard config delete <kind> <name> [--if-match <revision>]
   kinds: routes, services, middlewares, consumers, certificates
+  --dry-run: judge every object as apply does and say what it would write, writing nothing
+  warnings (objects the gateways will refuse once the write is made, such as a route naming a
+    middleware nothing declares) go to stderr, one a line; the write is made and the exit status stays 0
   --against: also judge each object beside that gateway's file (its defaults, entry points…), as
     that gateway will; any refusal and apply writes nothing, diff compares nothing (repeat it for
     each kind of gateway)
@@ -50,6 +53,7 @@ export async function configCommand(args: string[], out: NodeJS.WritableStream, 
         token: { type: 'string' },
         file: { type: 'string', short: 'f' },
         prune: { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
         json: { type: 'boolean' },
         'if-match': { type: 'string' },
         against: { type: 'string', multiple: true },
@@ -66,11 +70,12 @@ export async function configCommand(args: string[], out: NodeJS.WritableStream, 
   const against = values.against ?? [];
   try {
     if (action === 'get') return await get(client, rest, values.json === true, io);
-    if (action === 'apply' && values.file) return await apply(client, values.file, values.prune === true, against, io);
+    if (action === 'apply' && values.file) return await apply(client, values.file, { prune: values.prune === true, dryRun: values['dry-run'] === true, against }, io);
     if (action === 'diff' && values.file) return await diff(client, values.file, against, io);
     if (action === 'delete' && rest.length === 2) {
-      await client.delete(kindOf(rest[0]!), rest[1]!, values['if-match']);
+      const warnings = await client.delete(kindOf(rest[0]!), rest[1]!, values['if-match']);
       out.write(`${kindOf(rest[0]!)}/${rest[1]} deleted\n`);
+      warnAbout(warnings, undefined, err);
       return 0;
     }
   } catch (error) {
@@ -98,7 +103,14 @@ async function get(client: ConfigAdminClient, rest: string[], json: boolean, { o
   return 0;
 }
 
-async function apply(client: ConfigAdminClient, file: string, prune: boolean, against: readonly string[], { out, err }: Output): Promise<number> {
+/** How `apply` runs: `prune` deletes what the file dropped, `dryRun` writes nothing, `against` judges beside those gateway files too. */
+interface ApplyOptions {
+  readonly prune: boolean;
+  readonly dryRun: boolean;
+  readonly against: readonly string[];
+}
+
+async function apply(client: ConfigAdminClient, file: string, { prune, dryRun, against }: ApplyOptions, { out, err }: Output): Promise<number> {
   const desired = await objectsOf(file, against, err, 'nothing was written');
   if (!desired) return 2;
   const store = await client.store();
@@ -108,15 +120,28 @@ async function apply(client: ConfigAdminClient, file: string, prune: boolean, ag
   // asked about every change first, so that one it refuses leaves nothing of the file written.
   let refused = 0;
   const judged = desired.filter((object) => changes.has(`${object.kind}/${object.name}`));
-  await inOrderWithLimit(judged, CONFIG_CLI_CONCURRENCY, (object) => client.judge(object.kind, object.name, object.value), (object, { issues, unchanged }) => {
+  const dryRunWarnings: StoreWarning[] = [];
+  await inOrderWithLimit(judged, CONFIG_CLI_CONCURRENCY, (object) => client.judge(object.kind, object.name, object.value), (object, { issues, unchanged, warnings }) => {
     // The listing shows secrets redacted, so only the gateway can tell an object with one is the same.
     if (unchanged) changes.delete(`${object.kind}/${object.name}`);
     refused += issues.length;
+    dryRunWarnings.push(...warnings);
     for (const issue of issues) err.write(`${file}: ${issue.path}: ${issue.reason} (refused by the gateway at --admin)\n`);
   });
   if (refused > 0) {
     err.write(`${file}: ${refused} problem${refused === 1 ? '' : 's'}; nothing was written\n`);
     return 2;
+  }
+  const warned = new Set<string>();
+  if (dryRun) {
+    for (const object of desired) {
+      const id = `${object.kind}/${object.name}`;
+      out.write(`${id} ${!changes.has(id) ? 'unchanged' : stored.has(id) ? 'would be updated' : 'would be created'}\n`);
+    }
+    for (const change of changes.values()) if (change.change === '-') out.write(`${change.kind}/${change.name} ${prune ? 'would be deleted' : `not in ${file} (kept; --prune deletes it)`}\n`);
+    warnAbout(dryRunWarnings, file, err, warned);
+    out.write('dry run: nothing was written\n');
+    return 0;
   }
   // Services, middleware, consumers and certificates before the routes that name them: one kind
   // after the other, in the split's order; the objects of one kind several at a time, those it
@@ -134,9 +159,12 @@ async function apply(client: ConfigAdminClient, file: string, prune: boolean, ag
           // The revision seen when listing: someone else's edit since then is refused (412), not overwritten.
           const current = stored.get(`${object.kind}/${object.name}`);
           const result = await client.put(object.kind, object.name, object.value, current ? { revision: current.revision } : { create: true });
-          return `${current ? 'updated' : 'created'} (revision ${result.revision})`;
+          return { line: `${current ? 'updated' : 'created'} (revision ${result.revision})`, warnings: result.warnings };
         },
-        (object, outcome) => out.write(`${object.kind}/${object.name} ${outcome}\n`),
+        (object, outcome) => {
+          out.write(`${object.kind}/${object.name} ${typeof outcome === 'string' ? outcome : outcome.line}\n`);
+          if (typeof outcome !== 'string') warnAbout(outcome.warnings, file, err, warned);
+        },
       );
     }
   }
@@ -150,8 +178,9 @@ async function apply(client: ConfigAdminClient, file: string, prune: boolean, ag
       continue;
     }
     // One at a time: each deletion moves its kind's generation in ZooKeeper, which the next If-Match checks.
-    await client.delete(change.kind, change.name, stored.get(id)?.revision);
+    const warnings = await client.delete(change.kind, change.name, stored.get(id)?.revision);
     out.write(`${id} deleted\n`);
+    warnAbout(warnings, file, err, warned);
   }
   return 0;
 }
@@ -242,6 +271,22 @@ async function gatewayDocument(path: string): Promise<ConfigDocument> {
   } catch (error) {
     if (error instanceof GatewayConfigError) throw new CliError(`--against: ${error.message}`);
     throw error;
+  }
+}
+
+/**
+ * Writes each warning a gateway answered (an object it will refuse once the write is made) as one
+ * line on `err`: the object's path as the file shows it (`routes[orders]`, `middlewares.auth`) and
+ * why, after `file` when there is one; each once per command (`warned`, by key and reason).
+ */
+function warnAbout(warnings: readonly StoreWarning[], file: string | undefined, err: NodeJS.WritableStream, warned = new Set<string>()): void {
+  for (const warning of warnings) {
+    const id = `${warning.key}\n${warning.reason}`;
+    if (warned.has(id)) continue;
+    warned.add(id);
+    const name = warning.key.slice(warning.key.lastIndexOf('/') + 1);
+    const path = warning.kind === 'routes' ? `routes[${name}]` : `${warning.kind}.${name}`;
+    err.write(`${file === undefined ? '' : `${file}: `}${path}: ${warning.reason} (warning from the gateway at --admin)\n`);
   }
 }
 

@@ -131,6 +131,40 @@ configStore: etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${ROOT}
     expect(await stored('routes', 'many-0')).toBeUndefined();
   });
 
+  it('prints the warnings the gateway answers, one a line on stderr with the object\'s path, and exits 0; on --dry-run too, writing nothing', async () => {
+    const objects = await file('warned.yaml', `
+services:
+  warned-svc: { balancer: round-robin }
+middlewares:
+  warned-guard: { hsts: { maxAge: 1y } }
+routes:
+  - { name: warned, path: /warned, service: warned-svc, middlewares: [nope] }
+  - { name: guarded, path: /guarded, service: warned-svc, middlewares: [warned-guard] }
+`);
+    const warning = `${objects}: routes[warned]: references middleware "nope" that is declared neither in the file nor in the store (warning from the gateway at --admin)\n`;
+    const dryRun = await config('apply', '-f', objects, '--dry-run');
+    expect(dryRun.status, dryRun.stderr).toBe(0);
+    expect(dryRun.stdout).toContain('routes/warned would be created\n');
+    expect(dryRun.stdout).toContain('dry run: nothing was written\n');
+    expect(dryRun.stderr).toContain(warning);
+    expect(await stored('routes', 'warned')).toBeUndefined();
+    expect(await stored('services', 'warned-svc')).toBeUndefined();
+
+    const applied = await config('apply', '-f', objects);
+    expect(applied.status, applied.stderr).toBe(0);
+    expect(applied.stdout).toContain('routes/warned created');
+    // Once, for the route written.
+    expect(applied.stderr.split(warning)).toHaveLength(2);
+    expect(await stored('routes', 'warned')).toBeDefined();
+
+    const running = async () => (await (await fetch(`${adminUrl}/api/config`, { headers: { authorization: `Bearer ${TOKEN}` } })).text()).includes('"/guarded"');
+    await waitFor(running, { timeoutMs: 30_000, message: 'the guarded route to be applied' });
+    const deleted = await config('delete', 'middlewares', 'warned-guard');
+    expect(deleted).toMatchObject({ status: 0, stdout: 'middlewares/warned-guard deleted\n' });
+    expect(deleted.stderr).toBe('routes[guarded]: references middleware "warned-guard" that is declared neither in the file nor in the store (warning from the gateway at --admin)\n');
+    for (const [kind, name] of [['routes', 'warned'], ['routes', 'guarded'], ['services', 'warned-svc']]) await config('delete', kind!, name!);
+  });
+
   it('refuses an invalid file with the key path and writes nothing', async () => {
     const invalid = await file('invalid.yaml', 'routes:\n  - { name: bad, path: no-slash, service: order }\n');
     const result = await config('apply', '-f', invalid);
