@@ -40,7 +40,9 @@ describe('StoreApi', () => {
     expect(await api.answer(request('HEAD', '/api/routes/x'), { kind: 'routes', name: 'x' })).toMatchObject({ status: 200, headers: { etag: '"7"' } });
     expect(await api.answer(request('HEAD', '/api/store'), { kind: 'store' })).toMatchObject({ status: 200 });
     expect(await api.answer(request('POST', '/api/routes/x'), { kind: 'routes', name: 'x' })).toMatchObject({ status: 405, headers: { allow: 'GET, HEAD, PUT, DELETE' } });
-    expect(await api.answer(request('PUT', '/api/store'), { kind: 'store' })).toMatchObject({ status: 405, headers: { allow: 'GET, HEAD' } });
+    expect(await api.answer(request('DELETE', '/api/store'), { kind: 'store' })).toMatchObject({ status: 405, headers: { allow: 'GET, HEAD, PUT' } });
+    // PUT judges many objects together (?dryRun=true): a write, which needs the token.
+    expect(await api.answer(request('PUT', '/api/store?dryRun=true'), { kind: 'store' })).toMatchObject({ status: 403, body: { code: 'SB_ADMIN_WRITE_NEEDS_TOKEN' } });
   });
 
   it('answers a store that refuses the gateway\'s user 403 store-forbidden with the writer\'s message, not 503', async () => {

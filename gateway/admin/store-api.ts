@@ -8,14 +8,17 @@ import { openStoreWriter } from '../config-store/store-writer-open.ts';
 import type { ConfigDocument, StoreRefusal, ValidationCache } from '../config-store/store-objects.ts';
 import { configStoreState, type ComposedListing, type StoreStatus } from '../config-store/store-status.ts';
 import { sameValue } from '../config-store/store-writer-diff.ts';
-import { checkStoreObjectBeside, describeObjectIssues, type ObjectCheck } from '../config-store/store-writer-validate.ts';
-import { deleteWarnings, writeWarnings } from '../config-store/store-write-warnings.ts';
+import { checkStoreObjectBeside, describeObjectIssues, type ObjectCheck, type ObjectIssue } from '../config-store/store-writer-validate.ts';
+import { changesWarnings, deleteWarnings, writeWarnings, type StoreChange } from '../config-store/store-write-warnings.ts';
 import { markRefused } from '../config-store/store-listing-refusals.ts';
 import { StoreAuthenticationError, StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
 import type { ConfigWrite } from './event-types.ts';
 
 /** The largest body a write accepts; one object is a few kilobytes. */
 export const STORE_BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** The largest body a dry run of many objects (`PUT /api/store?dryRun=true`) accepts: a file of thousands of objects. */
+export const STORE_BATCH_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** What the admin server sends back: a status, a JSON body (none for 204) and extra headers. */
 export interface StoreAnswer {
@@ -91,7 +94,7 @@ export class StoreApi {
   async answer(request: IncomingMessage, place: StorePlace): Promise<StoreAnswer> {
     // HEAD is GET without the body (RFC 9110 §9.3.2); Node leaves the body out of a HEAD answer.
     const method = request.method === 'HEAD' ? 'GET' : (request.method ?? 'GET');
-    const allowed = place.kind === 'store' ? ['GET', 'HEAD'] : ['GET', 'HEAD', 'PUT', 'DELETE'];
+    const allowed = place.kind === 'store' ? ['GET', 'HEAD', 'PUT'] : ['GET', 'HEAD', 'PUT', 'DELETE'];
     if (!allowed.includes(method)) return { ...adminError(405, 'method-not-allowed', 'SB_ADMIN_METHOD', `${request.url} answers ${allowed.join(', ')}`), headers: { allow: allowed.join(', ') } };
     if (method !== 'GET' && this.options.token === undefined) {
       return adminError(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');
@@ -101,7 +104,11 @@ export class StoreApi {
     const location = this.options.location();
     if (!location) return adminError(409, 'conflict', 'SB_CONFIG_STORE_NONE', 'no configStore is configured: set configStore: etcd://…/switchboard or zk://…/switchboard');
     try {
+      if (place.kind === 'store' && method === 'PUT' && !isDryRun(request)) {
+        return adminError(400, 'bad-request', 'SB_ADMIN_QUERY', 'PUT /api/store takes ?dryRun=true: it judges many objects together and writes nothing; write each object with PUT /api/<kind>/<name>');
+      }
       const writer = await this.writerFor(location);
+      if (place.kind === 'store' && method === 'PUT') return await this.judgeMany(request, writer);
       if (place.kind === 'store') {
         const listing = await writer.list();
         const reader = this.readerStatus();
@@ -161,6 +168,37 @@ export class StoreApi {
     const { revision, created } = await writer.put(kind, name, check.value, conditions);
     this.report(request, 'put', kind, name, revision);
     return { status: created ? 201 : 200, body: { kind, name, revision, created, value: redactSecrets(check.value), warnings }, headers: { etag: `"${revision}"` } };
+  }
+
+  /**
+   * `PUT /api/store?dryRun=true` with `{ objects: [{ kind, name, value }], deleted?: [{ kind, name }] }`:
+   * each object judged as a dry run of its own write judges it (400 with every object's issues), then
+   * whether the store holds each already (one listing) and the warnings of all the changes made
+   * together, judged in one merge (`changesWarnings`): `switchboard config apply` asks so about a whole
+   * file, where one dry run per object merged the whole store once per object.
+   */
+  private async judgeMany(request: IncomingMessage, writer: StoreWriter): Promise<StoreAnswer> {
+    const body = await readBody(request, STORE_BATCH_LIMIT_BYTES);
+    if ('status' in body) return body;
+    const batch = batchOf(body.value);
+    if ('status' in batch) return batch;
+    const issues: ObjectIssue[] = [];
+    const checked: { kind: StoreKind; name: string; value: unknown }[] = [];
+    for (const { kind, name, value } of batch.objects) {
+      const refused = readBack(kind, name, value);
+      const check = this.check(kind, name, value);
+      if (refused) issues.push(...(refused.body as { issues: ObjectIssue[] }).issues);
+      else if (!check.ok) issues.push(...check.issues);
+      else checked.push({ kind, name, value: check.value });
+    }
+    if (issues.length > 0) return { status: 400, body: { ...bodyOf(400, 'invalid', 'SB_CONFIG_OBJECT_INVALID', describeObjectIssues(issues)), issues } };
+    // One listing for all: a stored value that is not JSON is unreadable, so differs from any.
+    const listing = await writer.list();
+    const stored = new Map(listing.objects.map((object) => [`${object.kind}/${object.name}`, object.value]));
+    const objects = checked.map(({ kind, name, value }) => ({ kind, name, unchanged: stored.has(`${kind}/${name}`) && sameValue(stored.get(`${kind}/${name}`), value) }));
+    const changes: StoreChange[] = [...checked, ...batch.deleted.map(({ kind, name }) => ({ kind, name, deleted: true as const }))];
+    const warnings = this.judgeBeside((composed, file, refused, cache) => changesWarnings(composed, file, refused, changes, cache));
+    return { status: 200, body: { dryRun: true, objects, warnings } };
   }
 
   /**
@@ -267,8 +305,9 @@ export async function readAdminBody(request: IncomingMessage, limitBytes: number
 }
 
 /** The body parsed as JSON (or YAML with a YAML content type), or a 400/413 answer. */
-async function readBody(request: IncomingMessage): Promise<{ value: unknown } | StoreAnswer> {
-  const read = await readAdminBody(request, STORE_BODY_LIMIT_BYTES, `a stored object is at most ${STORE_BODY_LIMIT_BYTES} bytes`, 'the body is empty: send the object as JSON (or YAML with Content-Type: application/yaml)');
+async function readBody(request: IncomingMessage, limitBytes = STORE_BODY_LIMIT_BYTES): Promise<{ value: unknown } | StoreAnswer> {
+  const what = limitBytes === STORE_BODY_LIMIT_BYTES ? 'a stored object' : 'a dry run of many objects';
+  const read = await readAdminBody(request, limitBytes, `${what} is at most ${limitBytes} bytes`, 'the body is empty: send the object as JSON (or YAML with Content-Type: application/yaml)');
   if (!('text' in read)) return read;
   const { text } = read;
   const yaml = /yaml/i.test(request.headers['content-type'] ?? '');
@@ -292,6 +331,17 @@ function readBack(kind: StoreKind, name: string, value: unknown): StoreAnswer | 
   const issues = redactionMarkers(value).map((at) => ({ path: `${place}${at.startsWith('[') ? '' : '.'}${at}`, reason: `holds "${REDACTED}", which the admin API shows in place of a secret: send the secret itself` }));
   if (issues.length === 0) return undefined;
   return { status: 400, body: { ...bodyOf(400, 'invalid', 'SB_ADMIN_REDACTED_VALUE', describeObjectIssues(issues)), issues } };
+}
+
+/** The objects and deletions of a dry run of many (`{ objects: [{ kind, name, value }], deleted?: [{ kind, name }] }`), or a 400. */
+function batchOf(body: unknown): { objects: { kind: StoreKind; name: string; value: unknown }[]; deleted: { kind: StoreKind; name: string }[] } | StoreAnswer {
+  const { objects, deleted = [] } = (typeof body === 'object' && body !== null ? body : {}) as { objects?: unknown; deleted?: unknown };
+  const placed = (entry: unknown): entry is { kind: StoreKind; name: string; value?: unknown } =>
+    typeof entry === 'object' && entry !== null && isStoreKind(String((entry as { kind?: unknown }).kind)) && typeof (entry as { name?: unknown }).name === 'string';
+  if (!Array.isArray(objects) || !Array.isArray(deleted) || !objects.every((entry) => placed(entry) && 'value' in entry) || !deleted.every(placed)) {
+    return adminError(400, 'bad-request', 'SB_ADMIN_BODY', 'a dry run of many objects is { "objects": [{ "kind", "name", "value" }], "deleted": [{ "kind", "name" }] }, kinds among routes, services, middlewares, consumers, certificates');
+  }
+  return { objects: objects as { kind: StoreKind; name: string; value: unknown }[], deleted: (deleted as { kind: StoreKind; name: string }[]).map(({ kind, name }) => ({ kind, name })) };
 }
 
 /** `?dryRun=true` (as Kubernetes' `dryRun`): judge the object as a write would, write nothing. */

@@ -14,7 +14,7 @@ import type { ComposedListing } from './store-status.ts';
  * (but this one), as the reader does not log them again. `cache` is the caller's, cleared whenever `file` changes.
  */
 export function writeWarnings(composed: ComposedListing, file: ConfigDocument, alreadyRefused: readonly StoreRefusal[], kind: StoreKind, name: string, value: unknown, cache?: ValidationCache): StoreRefusal[] {
-  return changeWarnings(composed, file, alreadyRefused, kind, name, encodeObject(value), cache);
+  return changesWarnings(composed, file, alreadyRefused, [{ kind, name, value }], cache);
 }
 
 /**
@@ -23,26 +23,37 @@ export function writeWarnings(composed: ComposedListing, file: ConfigDocument, a
  * as `writeWarnings` judges a write.
  */
 export function deleteWarnings(composed: ComposedListing, file: ConfigDocument, alreadyRefused: readonly StoreRefusal[], kind: StoreKind, name: string, cache?: ValidationCache): StoreRefusal[] {
-  return changeWarnings(composed, file, alreadyRefused, kind, name, undefined, cache);
+  return changesWarnings(composed, file, alreadyRefused, [{ kind, name, deleted: true }], cache);
 }
 
-/** The refusals once the object at `kind/name` holds `text` (undefined: deleted), beside `composed`. */
-function changeWarnings(composed: ComposedListing, file: ConfigDocument, alreadyRefused: readonly StoreRefusal[], kind: StoreKind, name: string, text: string | undefined, cache: ValidationCache | undefined): StoreRefusal[] {
+/** One change of a store object: a value written, or the object deleted. */
+export type StoreChange = { readonly kind: StoreKind; readonly name: string } & ({ readonly value: unknown } | { readonly deleted: true });
+
+/**
+ * What the gateways would log once all of `changes` are made (`writeWarnings` for many, as
+ * `switchboard config apply` makes them): judged in one merge of the store with every change, so a
+ * route naming a middleware another change adds is no warning, and the cost is one merge, not one
+ * per object. The whole refusal, if any, is said once, at the first change's key.
+ */
+export function changesWarnings(composed: ComposedListing, file: ConfigDocument, alreadyRefused: readonly StoreRefusal[], changes: readonly StoreChange[], cache?: ValidationCache): StoreRefusal[] {
   const { path, root, listing } = composed;
-  const key = objectKey(root, kind, name);
   const entries = new Map(listing.entries);
-  if (text === undefined) entries.delete(key);
-  else entries.set(key, text);
+  const changed = new Set<string>();
+  for (const change of changes) {
+    const key = objectKey(root, change.kind, change.name);
+    changed.add(key);
+    if ('deleted' in change) entries.delete(key);
+    else entries.set(key, encodeObject(change.value));
+  }
   const merged = mergeWithStore(path, root, file, { ...listing, entries }, cache);
   // By key: a route's reason names its place in the merged document, which a write before it moves.
-  const known = new Set(alreadyRefused.map((entry) => entry.key));
-  const earlier = listing.entries.get(key);
+  const refusedBefore = new Map(alreadyRefused.map((entry) => [entry.key, entry]));
   // The reader keeps an object's last good value when a new value is refused (`LastGoodObjects`).
-  const refusedNow = alreadyRefused.find((entry) => entry.key === key);
-  const keepsLastGood = earlier !== undefined && (refusedNow === undefined || refusedNow.lastGoodInForce === true);
+  const keepsLastGood = (key: string) => listing.entries.has(key) && (refusedBefore.get(key)?.lastGoodInForce ?? true) === true;
   const warnings = merged.refused
-    .filter((entry) => entry.key === key || !known.has(entry.key))
-    .map((entry) => (entry.key === key && keepsLastGood ? { ...entry, reason: `${entry.reason}; ${LAST_GOOD_KEPT}`, lastGoodInForce: true as const } : entry));
-  if (!merged.ok) warnings.push({ key, kind, reason: `the configuration merged with the store would be refused as a whole, the running one staying: ${merged.error.message}` });
+    .filter((entry) => changed.has(entry.key) || !refusedBefore.has(entry.key))
+    .map((entry) => (changed.has(entry.key) && keepsLastGood(entry.key) ? { ...entry, reason: `${entry.reason}; ${LAST_GOOD_KEPT}`, lastGoodInForce: true as const } : entry));
+  const first = changes[0];
+  if (!merged.ok && first) warnings.push({ key: objectKey(root, first.kind, first.name), kind: first.kind, reason: `the configuration merged with the store would be refused as a whole, the running one staying: ${merged.error.message}` });
   return warnings;
 }

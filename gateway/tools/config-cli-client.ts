@@ -46,6 +46,13 @@ export interface ConfigAdminClient {
    * and the warnings the write would give.
    */
   judge(kind: StoreKind, name: string, value: unknown): Promise<{ issues: readonly { path: string; reason: string }[]; unchanged: boolean; warnings: readonly StoreWarning[] }>;
+  /**
+   * Asks the gateway to judge the writes of `objects` and the deletions of `deleted` together
+   * (`PUT /api/store?dryRun=true`), writing nothing: the issues it names, the `kind/name` of each
+   * object the store holds as it is, and the warnings of all the changes; undefined from a gateway
+   * older than that (405), which `judge` asks one object at a time.
+   */
+  judgeAll(objects: readonly { kind: StoreKind; name: string; value: unknown }[], deleted: readonly { kind: StoreKind; name: string }[]): Promise<{ issues: readonly { path: string; reason: string }[]; unchanged: readonly string[]; warnings: readonly StoreWarning[] } | undefined>;
   /** DELETE, with `If-Match` when a revision is given; resolves with the answer's warnings (none from a gateway older than them, which answers 204). */
   delete(kind: StoreKind, name: string, revision?: string): Promise<readonly StoreWarning[]>;
 }
@@ -94,6 +101,17 @@ export function configAdminClient(base: string, token: string | undefined): Conf
       if (answer.status === 404) throw new AdminCallError(`PUT /api/${kind}/${name}: this gateway has no write API (404); is it older than the config store?`, 404);
       const issues = answer.status === 400 && Array.isArray(answer.body?.issues) ? (answer.body.issues as { path: string; reason: string }[]) : [];
       return { issues, unchanged: answer.status === 200 && answer.body?.unchanged === true, warnings: answer.status === 200 ? warningsOf(answer.body) : [] };
+    },
+    async judgeAll(objects, deleted) {
+      const body = { objects: objects.map(({ kind, name, value }) => ({ kind, name, value })), deleted: deleted.map(({ kind, name }) => ({ kind, name })) };
+      const answer = await call('PUT', '/api/store?dryRun=true', { body, answered: [400, 405] });
+      if (answer.status === 405 || answer.status === 404) return undefined;
+      if (answer.status === 400) {
+        if (!Array.isArray(answer.body?.issues)) throw new AdminCallError(`PUT /api/store?dryRun=true: ${explain(400, answer.body)}`, 400);
+        return { issues: answer.body.issues as { path: string; reason: string }[], unchanged: [], warnings: [] };
+      }
+      const judged = (answer.body?.objects ?? []) as { kind: string; name: string; unchanged: boolean }[];
+      return { issues: [], unchanged: judged.filter((object) => object.unchanged).map((object) => `${object.kind}/${object.name}`), warnings: warningsOf(answer.body) };
     },
     async delete(kind, name, revision) {
       const answer = await call('DELETE', `/api/${kind}/${encodeURIComponent(name)}`, { headers: revision ? { 'if-match': `"${revision}"` } : {} });

@@ -118,16 +118,13 @@ async function apply(client: ConfigAdminClient, file: string, { prune, dryRun, a
   const changes = new Map(diffObjects(store.objects, desired).map((change) => [`${change.kind}/${change.name}`, change]));
   // The gateway judges each write beside its own file (its redis section, entry points, defaults):
   // asked about every change first, so that one it refuses leaves nothing of the file written.
-  let refused = 0;
   const judged = desired.filter((object) => changes.has(`${object.kind}/${object.name}`));
-  const dryRunWarnings: StoreWarning[] = [];
-  await inOrderWithLimit(judged, CONFIG_CLI_CONCURRENCY, (object) => client.judge(object.kind, object.name, object.value), (object, { issues, unchanged, warnings }) => {
-    // The listing shows secrets redacted, so only the gateway can tell an object with one is the same.
-    if (unchanged) changes.delete(`${object.kind}/${object.name}`);
-    refused += issues.length;
-    dryRunWarnings.push(...warnings);
-    for (const issue of issues) err.write(`${file}: ${issue.path}: ${issue.reason} (refused by the gateway at --admin)\n`);
-  });
+  const deleted = prune ? [...changes.values()].filter((change) => change.change === '-') : [];
+  const judgement = await judgeChanges(client, judged, deleted);
+  for (const issue of judgement.issues) err.write(`${file}: ${issue.path}: ${issue.reason} (refused by the gateway at --admin)\n`);
+  // The listing shows secrets redacted, so only the gateway can tell an object with one is the same.
+  for (const id of judgement.unchanged) changes.delete(id);
+  const refused = judgement.issues.length;
   if (refused > 0) {
     err.write(`${file}: ${refused} problem${refused === 1 ? '' : 's'}; nothing was written\n`);
     return 2;
@@ -139,10 +136,15 @@ async function apply(client: ConfigAdminClient, file: string, { prune, dryRun, a
       out.write(`${id} ${!changes.has(id) ? 'unchanged' : stored.has(id) ? 'would be updated' : 'would be created'}\n`);
     }
     for (const change of changes.values()) if (change.change === '-') out.write(`${change.kind}/${change.name} ${prune ? 'would be deleted' : `not in ${file} (kept; --prune deletes it)`}\n`);
-    warnAbout(dryRunWarnings, file, err, warned);
+    warnAbout(judgement.warnings, file, err, warned);
     out.write('dry run: nothing was written\n');
     return 0;
   }
+  // Judged together, the file's warnings are said once it is written; each write's own would be
+  // judged beside the store as the gateway last read it, which may not hold this file's earlier writes yet.
+  const warnEach = (warnings: readonly StoreWarning[]) => {
+    if (!judgement.together) warnAbout(warnings, file, err, warned);
+  };
   // Services, middleware, consumers and certificates before the routes that name them: one kind
   // after the other, in the split's order; the objects of one kind several at a time, those it
   // replaces (If-Match) before those it creates, which in ZooKeeper move the kind's generation that
@@ -163,7 +165,7 @@ async function apply(client: ConfigAdminClient, file: string, { prune, dryRun, a
         },
         (object, outcome) => {
           out.write(`${object.kind}/${object.name} ${typeof outcome === 'string' ? outcome : outcome.line}\n`);
-          if (typeof outcome !== 'string') warnAbout(outcome.warnings, file, err, warned);
+          if (typeof outcome !== 'string') warnEach(outcome.warnings);
         },
       );
     }
@@ -180,9 +182,40 @@ async function apply(client: ConfigAdminClient, file: string, { prune, dryRun, a
     // One at a time: each deletion moves its kind's generation in ZooKeeper, which the next If-Match checks.
     const warnings = await client.delete(change.kind, change.name, stored.get(id)?.revision);
     out.write(`${id} deleted\n`);
-    warnAbout(warnings, file, err, warned);
+    warnEach(warnings);
   }
+  if (judgement.together && changes.size > 0) warnAbout(judgement.warnings, file, err, warned);
   return 0;
+}
+
+/** What the gateway says of the changes `apply` is about to make: its issues, the objects it holds as they are, the warnings, and whether it judged them together. */
+interface Judgement {
+  readonly issues: readonly { path: string; reason: string }[];
+  /** `kind/name` of each object the store holds as the file has it. */
+  readonly unchanged: readonly string[];
+  readonly warnings: readonly StoreWarning[];
+  readonly together: boolean;
+}
+
+/**
+ * Asks the gateway to judge the writes of `objects` and the deletions of `deleted` together, in
+ * one dry run (`PUT /api/store?dryRun=true`): one merge of its store, and warnings of the file as a
+ * whole (a route naming a middleware the file adds is none). From a gateway older than that, one
+ * dry run per object, each beside the store as it is.
+ */
+async function judgeChanges(client: ConfigAdminClient, objects: readonly ConfigObject[], deleted: readonly ObjectChange[]): Promise<Judgement> {
+  if (objects.length === 0 && deleted.length === 0) return { issues: [], unchanged: [], warnings: [], together: true };
+  const together = await client.judgeAll(objects, deleted);
+  if (together) return { ...together, together: true };
+  const issues: { path: string; reason: string }[] = [];
+  const unchanged: string[] = [];
+  const warnings: StoreWarning[] = [];
+  await inOrderWithLimit(objects, CONFIG_CLI_CONCURRENCY, (object) => client.judge(object.kind, object.name, object.value), (object, judged) => {
+    if (judged.unchanged) unchanged.push(`${object.kind}/${object.name}`);
+    issues.push(...judged.issues);
+    warnings.push(...judged.warnings);
+  });
+  return { issues, unchanged, warnings, together: false };
 }
 
 async function diff(client: ConfigAdminClient, file: string, against: readonly string[], { out, err }: Output): Promise<number> {
