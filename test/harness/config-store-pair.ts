@@ -2,6 +2,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Client } from 'node-zookeeper-client';
+import { afterAll, beforeAll } from 'vitest';
 import { adminClient, type AdminClient } from './admin-client.ts';
 import { startEtcd, type EtcdCluster } from './etcd.ts';
 import { startGateway, type GatewayProcess } from './programs.ts';
@@ -56,4 +57,19 @@ ${services}`);
       await Promise.all([etcd.close(), zk.close()]);
     },
   };
+}
+
+/**
+ * Starts the store pair (`startStorePair`) before all tests of the file or describe block it is
+ * called in, and closes it after all; the returned function reads it from a test.
+ */
+export function storePairFixture(token: string): () => StorePair {
+  let stores: StorePair | undefined;
+  beforeAll(async () => {
+    stores = await startStorePair(token);
+  }, 60_000);
+  afterAll(async () => {
+    await stores?.close();
+  }, 60_000);
+  return () => stores!;
 }

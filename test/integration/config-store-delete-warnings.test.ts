@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AdminClient } from '../harness/admin-client.ts';
-import { startStorePair, type StorePair } from '../harness/config-store-pair.ts';
+import { storePairFixture } from '../harness/config-store-pair.ts';
 import { jsonLogLinesFrom, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const TOKEN = 'config-store-delete-warnings-token-71c2';
@@ -12,15 +12,7 @@ const CONVERGENCE_MS = 20_000;
  * route taken out of service only from the gateways' logs.
  */
 describe('admin deletes answer the warnings the gateways will log', () => {
-  let stores: StorePair;
-
-  beforeAll(async () => {
-    stores = await startStorePair(TOKEN);
-  }, 60_000);
-
-  afterAll(async () => {
-    await stores?.close();
-  }, 60_000);
+  const pair = storePairFixture(TOKEN);
 
   const write = (admin: AdminClient, method: 'PUT' | 'DELETE', path: string, value?: unknown) =>
     admin.get(path, { method, ...(value === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) }) });
@@ -48,13 +40,13 @@ describe('admin deletes answer the warnings the gateways will log', () => {
 
   it('etcd', async () => {
     const root = '/sb-delete-warnings';
-    const { gateway, admin } = await stores.gateway(stores.url('etcd', root));
+    const { gateway, admin } = await pair().gateway(pair().url('etcd', root));
     await deleteMiddleware(root, gateway, admin);
   });
 
   it('ZooKeeper', async () => {
     const root = '/sb-delete-warnings-zk';
-    const { gateway, admin } = await stores.gateway(stores.url('zookeeper', root));
+    const { gateway, admin } = await pair().gateway(pair().url('zookeeper', root));
     await deleteMiddleware(root, gateway, admin);
   });
 });

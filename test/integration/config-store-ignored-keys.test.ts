@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AdminClient } from '../harness/admin-client.ts';
-import { startStorePair, type StorePair } from '../harness/config-store-pair.ts';
+import { storePairFixture } from '../harness/config-store-pair.ts';
 import { jsonLogLinesFrom, waitFor } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
@@ -35,21 +35,13 @@ async function appliedListings(admin: AdminClient): Promise<number | undefined> 
  * reason in GET /api/store, instead of ignoring it silently.
  */
 describe('keys under the store root that are neither objects nor peers', () => {
-  let stores: StorePair;
-
-  beforeAll(async () => {
-    stores = await startStorePair(TOKEN);
-  }, 60_000);
-
-  afterAll(async () => {
-    await stores?.close();
-  }, 60_000);
+  const pair = storePairFixture(TOKEN);
 
   it('etcd: lists each with its reason, counts them, warns once per key, and forgets a deleted one', async () => {
     const root = '/sb-ignored-etcd';
-    const ctl = (...args: string[]) => stores.etcdctl(...args);
+    const ctl = (...args: string[]) => pair().etcdctl(...args);
     const route = JSON.stringify({ path: '/a', service: 'echo' });
-    const { gateway, admin } = await stores.gateway(stores.url('etcd', root));
+    const { gateway, admin } = await pair().gateway(pair().url('etcd', root));
     for (const key of [`${root}/route/x`, `${root}/routes`, `${root}/routes/a/b`]) await ctl('put', key, route);
     const expected = [`${root}/route/x`, `${root}/routes`, `${root}/routes/a/b`];
     await waitFor(async () => (await ignoredKeys(admin)).length === 3, { timeoutMs: CONVERGENCE_MS, message: 'the three stray keys to be listed as ignored' });
@@ -86,9 +78,9 @@ describe('keys under the store root that are neither objects nor peers', () => {
 
   it('ZooKeeper: lists a znode below a child of the root that is no kind, and forgets it once deleted', async () => {
     const root = '/sb-ignored-zk';
-    await stores.zookeeper((client, done) => client.mkdirp(`${root}/routes`, done));
-    const { gateway, admin } = await stores.gateway(stores.url('zookeeper', root));
-    await stores.zookeeper((client, done) => client.mkdirp(`${root}/middleware/auth`, done));
+    await pair().zookeeper((client, done) => client.mkdirp(`${root}/routes`, done));
+    const { gateway, admin } = await pair().gateway(pair().url('zookeeper', root));
+    await pair().zookeeper((client, done) => client.mkdirp(`${root}/middleware/auth`, done));
     await waitFor(async () => (await ignoredKeys(admin)).length === 1, { timeoutMs: CONVERGENCE_MS, message: 'the stray znode to be listed as ignored' });
     expect((await storeOf(admin)).ignored).toEqual([{ key: `${root}/middleware/auth`, reason: '"middleware" is not a kind of object (services, middlewares, consumers, certificates, routes): did you mean "middlewares"?' }]);
     expect(sampleValue(await admin.metrics(), 'switchboard_config_store_ignored_keys')).toBe(1);
@@ -97,13 +89,13 @@ describe('keys under the store root that are neither objects nor peers', () => {
     // A stray znode's new data, and a stray znode added, change no object: nothing is merged or applied again.
     const applied = await appliedListings(admin);
     expect(applied).toBeGreaterThan(0);
-    await stores.zookeeper((client, done) => client.setData(`${root}/middleware/auth`, Buffer.from('another value'), -1, done));
-    await stores.zookeeper((client, done) => client.create(`${root}/middleware/jwt`, done));
+    await pair().zookeeper((client, done) => client.setData(`${root}/middleware/auth`, Buffer.from('another value'), -1, done));
+    await pair().zookeeper((client, done) => client.create(`${root}/middleware/jwt`, done));
     await waitFor(async () => (await ignoredKeys(admin)).length === 2, { timeoutMs: CONVERGENCE_MS, message: 'the added stray znode to be listed' });
     expect(await appliedListings(admin)).toBe(applied);
 
-    await stores.zookeeper((client, done) => client.remove(`${root}/middleware/jwt`, -1, done));
-    await stores.zookeeper((client, done) => client.remove(`${root}/middleware/auth`, -1, done));
+    await pair().zookeeper((client, done) => client.remove(`${root}/middleware/jwt`, -1, done));
+    await pair().zookeeper((client, done) => client.remove(`${root}/middleware/auth`, -1, done));
     await waitFor(async () => (await ignoredKeys(admin)).length === 0, { timeoutMs: CONVERGENCE_MS, message: 'the deleted stray znode to be forgotten' });
   });
 });

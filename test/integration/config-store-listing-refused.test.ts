@@ -1,9 +1,9 @@
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AdminClient } from '../harness/admin-client.ts';
 import { makeCertificate } from '../harness/certificates.ts';
-import { startStorePair, type StorePair } from '../harness/config-store-pair.ts';
+import { storePairFixture, type StorePair } from '../harness/config-store-pair.ts';
 import { jsonLogLinesFrom, makeTempDir, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const TOKEN = 'config-store-listing-refused-token-9e4d';
@@ -48,15 +48,7 @@ function zooKeeperRoutes(stores: StorePair, root: string): (name: string, text: 
  * store's writer's, so both stores are held.
  */
 describe('GET /api/store marks the objects the gateway refused', () => {
-  let stores: StorePair;
-
-  beforeAll(async () => {
-    stores = await startStorePair(TOKEN);
-  }, 60_000);
-
-  afterAll(async () => {
-    await stores?.close();
-  }, 60_000);
+  const pair = storePairFixture(TOKEN);
 
   /** Writes `kept` valid (applied), then invalid; `fresh` invalid and `fine` valid; `broken` not JSON; then reads the marks. */
   async function judge(admin: AdminClient, write: (name: string, text: string) => Promise<void>): Promise<void> {
@@ -87,15 +79,15 @@ describe('GET /api/store marks the objects the gateway refused', () => {
 
   it('etcd', async () => {
     const root = '/sb-listing-refused';
-    const { admin } = await stores.gateway(stores.url('etcd', root));
-    await judge(admin, (name, text) => stores.etcdctl('put', `${root}/routes/${name}`, text));
+    const { admin } = await pair().gateway(pair().url('etcd', root));
+    await judge(admin, (name, text) => pair().etcdctl('put', `${root}/routes/${name}`, text));
   });
 
   it('ZooKeeper', async () => {
     const root = '/sb-listing-refused-zk';
-    await stores.zookeeper((client, done) => client.mkdirp(`${root}/routes`, done));
-    const { admin } = await stores.gateway(stores.url('zookeeper', root));
-    await judge(admin, zooKeeperRoutes(stores, root));
+    await pair().zookeeper((client, done) => client.mkdirp(`${root}/routes`, done));
+    const { admin } = await pair().gateway(pair().url('zookeeper', root));
+    await judge(admin, zooKeeperRoutes(pair(), root));
   });
 });
 
@@ -106,21 +98,13 @@ describe('GET /api/store marks the objects the gateway refused', () => {
  * value with the refusal of its earlier one.
  */
 describe('GET /api/store after a listing refused as a whole', () => {
-  let stores: StorePair;
-
-  beforeAll(async () => {
-    stores = await startStorePair(TOKEN);
-  }, 60_000);
-
-  afterAll(async () => {
-    await stores?.close();
-  }, 60_000);
+  const pair = storePairFixture(TOKEN);
 
   async function wholeRefusal(store: 'etcd' | 'zookeeper', root: string, write: (name: string, text: string) => Promise<void>): Promise<void> {
     const keys = await makeTempDir('sb-listing-refused-whole-');
     const caFile = join(keys, 'ca.pem');
     await rename((await makeCertificate(keys, 'issuer', { key: 'ec', names: ['api.test'] })).certFile, caFile);
-    const { gateway, admin } = await stores.gateway(stores.url(store, root), `  api: { protocol: https, tls: { caFile: ${caFile} }, instances: ["127.0.0.1:1"] }\n`);
+    const { gateway, admin } = await pair().gateway(pair().url(store, root), `  api: { protocol: https, tls: { caFile: ${caFile} }, instances: ["127.0.0.1:1"] }\n`);
     await write('flip', BAD);
     await waitFor(async () => (await listed(admin)).get('flip')?.refused, { timeoutMs: CONVERGENCE_MS, message: 'the bad value to be marked' });
     // The file's CA bundle goes (a renewal mid-way): the next merge reads it and is refused as a whole.
@@ -142,12 +126,12 @@ describe('GET /api/store after a listing refused as a whole', () => {
 
   it('etcd', async () => {
     const root = '/sb-listing-refused-whole';
-    await wholeRefusal('etcd', root, (name, text) => stores.etcdctl('put', `${root}/routes/${name}`, text));
+    await wholeRefusal('etcd', root, (name, text) => pair().etcdctl('put', `${root}/routes/${name}`, text));
   });
 
   it('ZooKeeper', async () => {
     const root = '/sb-listing-refused-whole-zk';
-    await stores.zookeeper((client, done) => client.mkdirp(`${root}/routes`, done));
-    await wholeRefusal('zookeeper', root, zooKeeperRoutes(stores, root));
+    await pair().zookeeper((client, done) => client.mkdirp(`${root}/routes`, done));
+    await wholeRefusal('zookeeper', root, zooKeeperRoutes(pair(), root));
   });
 });
