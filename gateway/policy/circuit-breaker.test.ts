@@ -52,6 +52,26 @@ describe('CircuitBreaker', () => {
     expect(breaker.admit(6_100)).toBe(Admission.Refused);
   });
 
+  it('checks its thresholds at a success too: the success that brings the window to the volume, or that comes once older successes left it, opens it', () => {
+    const opened: { requests: number; failures: number }[] = [];
+    const low = { ...thresholds, requestVolumeThreshold: 2, errorPercentThreshold: 1 };
+    const breaker = new CircuitBreaker(low, (_from, to, figures) => (to === 'open' ? opened.push({ ...figures }) : undefined));
+    breaker.record(100, true, false);
+    expect(breaker.state).toBe('closed');
+    breaker.record(200, false, false);
+    expect(breaker.state).toBe('open');
+    expect(opened).toEqual([{ requests: 2, failures: 1 }]);
+
+    // 20 successes, then 10 failures 5 s later (1 in 3, below 50 %): once the successes left the window, the next success finds 10 in 11.
+    const aging = new CircuitBreaker(thresholds);
+    for (let call = 0; call < 20; call += 1) aging.record(100, false, false);
+    for (let call = 0; call < 10; call += 1) aging.record(5_100, true, false);
+    expect(aging.state).toBe('closed');
+    aging.record(10_500, false, false);
+    expect(aging.state).toBe('open');
+    expect(aging.figures(10_500)).toEqual({ requests: 11, failures: 10 });
+  });
+
   it('gives a released trial slot to the next call', () => {
     const breaker = new CircuitBreaker({ ...thresholds, halfOpenRequests: 1 });
     for (let call = 0; call < 10; call += 1) breaker.record(0, true, false);

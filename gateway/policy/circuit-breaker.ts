@@ -19,6 +19,8 @@ const FAILURES = 1;
  * A Hystrix circuit breaker (closed → open after `requestVolumeThreshold` calls with at least
  * `errorPercentThreshold` % failures in the rolling window; open → half-open after `sleepWindowMs`;
  * half-open → closed after `halfOpenRequests` trial successes, back to open on a trial failure).
+ * The thresholds are checked at every outcome recorded while closed, a success's too (an error
+ * percentage above the threshold opens the breaker at the call that brings the window to the volume).
  * Driven by the caller's clock and outcomes: no timer, no allocation per call. Outcomes of calls
  * admitted before a state change (not trials) do not move a half-open breaker.
  */
@@ -78,11 +80,10 @@ export class CircuitBreaker {
   /** One call's outcome: `failed` by the one upstream classification (plus the configured statuses). */
   record(nowMs: number, failed: boolean, trial: boolean): void {
     if (this.current === 'closed') {
-      this.window.add(nowMs, REQUESTS);
-      if (!failed) return;
-      this.window.add(nowMs, FAILURES);
-      const requests = this.window.total(nowMs, REQUESTS);
-      const failures = this.window.total(nowMs, FAILURES);
+      // Checked on a success too (resilience4j's onSuccess): the success that brings the window to the
+      // volume, or that comes once older successes left it, finds the rate the docs open at.
+      const requests = this.window.add(nowMs, REQUESTS);
+      const failures = failed ? this.window.add(nowMs, FAILURES) : this.window.total(nowMs, FAILURES);
       if (requests >= this.thresholds.requestVolumeThreshold && failures * 100 >= this.thresholds.errorPercentThreshold * requests) this.open(nowMs, requests, failures);
       return;
     }

@@ -21,11 +21,11 @@ export class RollingWindow {
     this.sums = new Float64Array(counters);
   }
 
-  /** Adds `amount` to counter `index` at time `nowMs`. */
-  add(nowMs: number, index: number, amount = 1): void {
+  /** Adds `amount` to counter `index` at time `nowMs`; returns the counter's total over the window then. */
+  add(nowMs: number, index: number, amount = 1): number {
     const slot = this.advance(nowMs);
     this.values[slot * this.counters + index]! += amount;
-    this.sums[index]! += amount;
+    return (this.sums[index]! += amount);
   }
 
   /** Counter `index` summed over the window that ends at `nowMs`. */

@@ -50,6 +50,7 @@ describe('circuit breaking, retry budgets and concurrency caps', () => {
   let slow: TestBackend;
   let backup: TestBackend;
   let rescuer: TestBackend;
+  let failsFirst: TestBackend;
   let gateway: GatewayProcess;
   let admin: AdminClient;
   let events: SseConnection;
@@ -64,6 +65,7 @@ describe('circuit breaking, retry budgets and concurrency caps', () => {
     ]);
     backup = await startTestBackend((_request, response) => response.writeHead(200, { 'content-type': 'text/plain' }).end('backup'));
     rescuer = await startTestBackend((_request, response) => response.writeHead(200, { 'content-type': 'text/plain' }).end('rescued'));
+    failsFirst = await startTestBackend((_request, response, index) => (index === 0 ? response.writeHead(500, { 'content-type': 'text/plain' }).end('failing') : ok(response)));
     const closedPort = await refusingPort();
     const [refusedA, refusedB, refusedC] = [await refusingPort(), await refusingPort(), await refusingPort()];
     gateway = await startGateway(`
@@ -122,8 +124,14 @@ services:
     retries: { attempts: 3 }
     retryBudget: false
     circuitBreaker: { requestVolumeThreshold: 4, errorPercentThreshold: 50, sleepWindow: 60s }
+  fails-first:
+    instances: [127.0.0.1:${failsFirst.port}]
+    outlierDetection: false
+    retries: false
+    circuitBreaker: { requestVolumeThreshold: 2, errorPercentThreshold: 1, sleepWindow: 60s }
 routes:
   - { path: /down, service: down }
+  - { path: /fails-first, service: fails-first }
   - { path: /quiet, service: down-quiet }
   - { path: /plain, service: down-plain }
   - { path: /flaky, service: flaky }
@@ -140,7 +148,7 @@ routes:
     events?.close();
     for (const response of held) response.end();
     await gateway?.process.stop();
-    await Promise.all([flaky, resetA, resetB, slow, backup, rescuer].map((backend) => backend?.close()));
+    await Promise.all([flaky, resetA, resetB, slow, backup, rescuer, failsFirst].map((backend) => backend?.close()));
   });
 
   const breakerEvents = () => events.messages.filter((message) => message.event.startsWith('breaker-'));
@@ -266,6 +274,18 @@ routes:
     const view = (await (await admin.get('/api/breakers')).json()) as { workers: { breakers: { service: string; state: string; requests: number; failures: number }[] }[] };
     return view.workers[0]!.breakers.find((breaker) => breaker.service === service);
   };
+
+  it('opens at the success that brings the window to the volume when the failures already reach the percentage', async () => {
+    expect((await sendRequest(gateway.port, '/fails-first')).status).toBe(500);
+    expect(await sendRequest(gateway.port, '/fails-first')).toMatchObject({ status: 200, body: 'ok' });
+    // 1 failure in 2 calls is 50 %, at or above 1 %: the success opened it, and the next call is refused.
+    const refused = await sendRequest(gateway.port, '/fails-first');
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: 'circuit-open', service: 'fails-first' });
+    expect(failsFirst.received).toBe(2);
+    const opened = await waitFor(() => breakerEvents().find((message) => message.event === 'breaker-opened' && message.data.includes('"fails-first"')), { message: 'breaker-opened for fails-first' });
+    expect((JSON.parse(opened.data) as { data: { requests: number; failures: number } }).data).toMatchObject({ requests: 2, failures: 1 });
+  });
 
   it('counts a request its retries answered as one call that succeeded: two refusing instances of three never open the breaker', async () => {
     for (let index = 0; index < 12; index += 1) expect(await sendRequest(gateway.port, '/rescued')).toMatchObject({ status: 200, body: 'rescued' });
