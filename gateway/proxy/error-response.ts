@@ -36,6 +36,7 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'deadline-exceeded': "the call's deadline passed",
   cancelled: 'the client closed the request',
   'client-body-error': 'the request body ended before its announced length',
+  'client-slow-read': 'the upstream closed the connection while answering a client that had stopped reading',
   'body-too-large': 'the request body is larger than this route allows',
   'header-too-large': 'the request head is larger than the upstream accepts',
   'request-rejected': 'the request cannot be forwarded as sent',

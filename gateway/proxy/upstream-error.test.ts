@@ -108,6 +108,7 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'repeated-refusal', counts: false, health: 'repeated-refusal' },
     { errorClass: 'grpc-web-unsupported', counts: false, health: 'grpc-web-unsupported' },
     { errorClass: 'deadline-exceeded', counts: false, health: 'deadline-exceeded' },
+    { errorClass: 'client-slow-read', counts: false, health: 'client-slow-read' },
     { errorClass: 'internal', counts: false, health: 'internal' },
   ] as const)('counts $errorClass against the upstream: $counts (health class $health)', ({ errorClass, counts, health }) => {
     expect(countsAgainstUpstream(errorClass as GatewayErrorClass)).toBe(counts);

@@ -22,6 +22,7 @@ export type GatewayErrorClass =
  * Status the client sees for each class (503 nothing to send to or no room left towards it, 502 refused/reset/bad answer, 504
  * timeout; 400 a request the gateway cannot forward, 413 a body past its route's bodyLimit, 431 a head an HTTP/2 upstream
  * refused or advertised it would, 499 a client that went away, which is logged but never written, 500 the gateway's own failure).
+ * `client-slow-read` always comes after the answer began: its 502 only gives a gRPC call UNAVAILABLE in trailers, as the reset would.
  */
 export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'no-route': 404,
@@ -45,6 +46,7 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'deadline-exceeded': 504,
   cancelled: 499,
   'client-body-error': 400,
+  'client-slow-read': 502,
   'body-too-large': 413,
   'header-too-large': 431,
   'request-rejected': 400,

@@ -12,6 +12,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders, withoutHopByHop } fr
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
+import { ClientHold } from './transport-client-hold.ts';
 import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
 import { warnGrpcWebOverHttp1 } from '../proxy/grpc-web-warning.ts';
 import { BodyRefusedError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
@@ -116,6 +117,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   private headUnsent = false;
   /** The response came to its end: what undici reports afterwards (the connection closed by `endWithHead`) is no failure of it. */
   private ended = false;
+  /** The times the client's back-pressure held the body still; made at the first (most answers never have one). */
+  private hold: ClientHold | undefined = undefined;
   protected status = 0;
   private controller: Dispatcher.DispatchController | undefined = undefined;
   private readonly response: GatewayContext['response'];
@@ -295,8 +298,11 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     if (!sink.write(chunk) && this.phase < SETTLED) {
       // A slow client is not the upstream's silence: the body timeout waits for it.
       this.stopDeadline();
+      const hold = (this.hold ??= new ClientHold());
+      hold.begin(performance.now());
       controller.pause();
       sink.once('drain', () => {
+        hold.end(performance.now());
         if (this.phase < SETTLED) this.startDeadline(this.timeouts.bodyTimeoutMs);
         // Not from here: Node's server also emits 'drain' on this response from inside another
         // response's write, the answer pipelined behind it (_http_server's updateOutgoingData calls
@@ -341,7 +347,9 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
 
   fail(error: Error): void {
     const responseStarted = this.phase === ANSWERING && !this.headUnsent;
-    const errorClass = classifyUpstreamError(error, responseStarted);
+    const upstreamClass = classifyUpstreamError(error, responseStarted);
+    // The upstream closed an answer its client had stopped reading (its send timeout): the client's doing.
+    const errorClass = this.hold === undefined ? upstreamClass : this.hold.classOf(upstreamClass, performance.now());
     // undici never started the request (`onRequestStart`, where it writes it, did not run) and the
     // failure is not the instance's (undici refused the request's headers, the gateway closed its
     // pool while the request was queued): nothing of it left the gateway. A connect failure stays

@@ -11,6 +11,7 @@ import { isValidFinalStatus } from '../http-status.ts';
 import { withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { CallbackDeadline } from './attempt-deadline.ts';
+import { ClientHold } from './transport-client-hold.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { refusalClassOf, requestHeaders, responseHeaders, unsendableHead } from './transport-http2-headers.ts';
 import { cancelStream, countRefusedAnswer, dropBody, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
@@ -87,6 +88,8 @@ export function http2Attempt(
     const timeout = new CallbackDeadline(() => timedOut());
     /** Where the body goes when it passes a tap (`whenBodyUnwanted`): it may be read on for the tap alone, or its rest left unread. */
     let tapped: Writable | undefined;
+    /** The times the client's back-pressure held the body still; made at the first (most answers never have one). */
+    let hold: ClientHold | undefined;
 
     /** Stops the timers and the client's 'close' listener; true the first time. */
     const settle = (): boolean => {
@@ -110,6 +113,8 @@ export function http2Attempt(
     const fail = (error: Error) => {
       let errorClass = classifyUpstreamError(error, responseStarted);
       if (errorClass === 'upstream-refused' && sentHead !== undefined) errorClass = refusalClassOf(sentHead);
+      // The upstream closed a stream its client had stopped reading (its send timeout): the client's doing.
+      if (hold !== undefined) errorClass = hold.classOf(errorClass, performance.now());
       const failed = (unsent: boolean): Extract<AttemptResult, { ok: false }> => (unsent ? { ok: false, errorClass, responseStarted, error, unsent } : { ok: false, errorClass, responseStarted, error });
       if (!connecting) {
         // No stream was ever opened and the failure is not the instance's (the gateway's pool full or
@@ -327,8 +332,11 @@ export function http2Attempt(
         if (!sink!.write(chunk) && !settled) {
           // A slow client is not the upstream's silence: the idle-body timeout waits for it.
           timeout.stop();
+          const held = (hold ??= new ClientHold());
+          held.begin(performance.now());
           opened.pause();
           sink!.once('drain', () => {
+            held.end(performance.now());
             if (!settled) timeout.start(timeouts.bodyTimeoutMs);
             opened.resume();
           });

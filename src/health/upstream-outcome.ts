@@ -37,8 +37,11 @@ export type UpstreamErrorClass =
  * it came that an instance answered with a plain gRPC Trailers-Only failure (UNKNOWN, INVALID_ARGUMENT,
  * INTERNAL, UNIMPLEMENTED): the refusal of a server that cannot read gRPC-Web, the route's mismatch
  * (it lacks the `grpcWeb` middleware), or, alike to the gateway, the failure of a call it read.
+ * `client-slow-read` is an answer whose connection or stream the upstream closed in the middle of
+ * its body after its client had taken nothing for a while (the gateway held the upstream still for
+ * it): an upstream's send timeout (nginx's `send_timeout`, Go's `WriteTimeout`) looks the same.
  */
-const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'header-too-large', 'request-rejected', 'repeated-refusal', 'grpc-web-unsupported', 'deadline-exceeded', 'internal'] as const;
+const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'header-too-large', 'request-rejected', 'repeated-refusal', 'grpc-web-unsupported', 'deadline-exceeded', 'client-slow-read', 'internal'] as const;
 export type NotUpstreamFaultClass = (typeof NOT_UPSTREAM_FAULT_CLASSES)[number];
 
 const NOT_UPSTREAM_FAULTS: ReadonlySet<string> = new Set(NOT_UPSTREAM_FAULT_CLASSES);

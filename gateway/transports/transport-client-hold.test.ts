@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { ClientHold, SLOW_READ_HOLD_MS } from './transport-client-hold.ts';
+
+/** What `hold` makes of a `reset-after-headers` at `now`. */
+const breakAt = (hold: ClientHold, now: number) => hold.classOf('reset-after-headers', now);
+
+describe('ClientHold', () => {
+  it.each([
+    { case: 'a break during a hold that has lasted the whole threshold', holds: [[0, undefined]], at: SLOW_READ_HOLD_MS, excused: true },
+    { case: 'a break during a hold shorter than the threshold', holds: [[0, undefined]], at: SLOW_READ_HOLD_MS - 1, excused: false },
+    { case: 'a break long after a hold of the whole threshold ended (what the upstream wrote before its close comes first)', holds: [[0, SLOW_READ_HOLD_MS]], at: 60_000, excused: true },
+    { case: 'a break after many short holds, however long in all', holds: [[0, 900], [1_000, 1_900], [2_000, 2_900]], at: 3_000, excused: false },
+    { case: 'a break during a short hold that follows a long one', holds: [[0, 1_500], [2_000, undefined]], at: 2_010, excused: true },
+    { case: 'a hold begun again while it runs, which keeps its start', holds: [[0, undefined], [800, undefined]], at: SLOW_READ_HOLD_MS, excused: true },
+  ] as const)('excuses $case: $excused', ({ holds, at, excused }) => {
+    const hold = new ClientHold();
+    for (const [begun, ended] of holds) {
+      hold.begin(begun);
+      if (ended !== undefined) hold.end(ended);
+    }
+    expect(breakAt(hold, at)).toBe(excused ? 'client-slow-read' : 'reset-after-headers');
+  });
+
+  it.each(['reset-before-headers', 'body-timeout', 'cancelled', 'internal'] as const)('leaves a %s alone, even after a long hold', (errorClass) => {
+    const hold = new ClientHold();
+    hold.begin(0);
+    hold.end(10 * SLOW_READ_HOLD_MS);
+    expect(hold.classOf(errorClass, 20 * SLOW_READ_HOLD_MS)).toBe(errorClass);
+  });
+});
