@@ -194,7 +194,13 @@ export function http2Attempt(
       upload.pipe(opened);
       if (bodyWatched) return;
       bodyWatched = true;
-      upload.once('error', (error: Error) => fail(bodyFailure(error)));
+      upload.once('error', (error: Error) => {
+        if (!settled) return fail(bodyFailure(error));
+        // The attempt was answered before the upload ended (an upstream that answered it whole at
+        // once, a page the gateway replaced): the upload never ends now, so its stream is cancelled,
+        // else it stays open for good on its session, waiting for the rest.
+        if (stream !== undefined && !stream.closed && !stream.destroyed) cancelStream(stream);
+      });
       // Either phase's deadline starts over as the upload moves; the headers' wait from its end.
       upload.on('data', (chunk: Buffer) => {
         if (sent !== undefined) {

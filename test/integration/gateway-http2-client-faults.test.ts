@@ -51,7 +51,12 @@ interface RecordedStream {
 /**
  * An h2c upstream that keeps each stream's request body and answers 200 once it has ended with
  * END_STREAM: a request that ends is one the upstream acts on, whole; a cut one should only reset.
+ * A request under `ANSWER_FIRST` is answered whole at once (a refusal before the upload's end), its
+ * body still read, and its stream left open for the rest, as a node:http2 server that read it does.
  */
+/** The paths `startHttp2RecordingUpstream` answers before their body has come. */
+const ANSWER_FIRST = '/h2-record/answer-first';
+
 async function startHttp2RecordingUpstream(): Promise<{ server: Http2Server; streams: RecordedStream[] }> {
   const streams: RecordedStream[] = [];
   const server = createHttp2Server();
@@ -62,8 +67,12 @@ async function startHttp2RecordingUpstream(): Promise<{ server: Http2Server; str
     const recorded: RecordedStream = { path: String(headers[':path']), received: '', endStream: false, closed: false, rstCode: undefined };
     streams.push(recorded);
     stream.on('error', () => undefined).on('data', (chunk: Buffer) => void (recorded.received += chunk.toString('latin1')));
+    if (recorded.path.startsWith(ANSWER_FIRST)) {
+      stream.respond({ ':status': 200 });
+      stream.end('early');
+    }
     stream.on('end', () => {
-      if (!peerEnded(stream) || stream.closed) return;
+      if (!peerEnded(stream) || stream.closed || stream.headersSent) return;
       stream.respond({ ':status': 200 });
       stream.end('ok');
     });
@@ -426,6 +435,36 @@ routes:
       expect({ status: line.status, errorClass: line.errorClass, route: line.route }).toEqual({ status: 408, errorClass: 'request-timeout', route: '/h2-record' });
       const instance = (await adminClient(`http://127.0.0.1:${gateway.adminPort}`).services()).find((service) => service.name === 'h2-recorder')?.instances[0];
       expect({ inFlight: instance?.inFlight, errors: instance?.errors }).toEqual({ inFlight: 0, errors: 0 });
+      expect(await recorderErrors('h2-recorder')).toBe(errorsBefore);
+    } finally {
+      session.destroy();
+    }
+  });
+
+  it("cancels the stream to an h2c upstream that answered an upload whole before its end, once the client's body is cut: its upload never ends, and the stream stayed open for good", async () => {
+    const path = `${ANSWER_FIRST}/cut`;
+    const errorsBefore = await recorderErrors('h2-recorder');
+    const session = connect(web);
+    try {
+      const stream = session.request({ ':path': path, ':method': 'POST' }, { endStream: false });
+      let body = '';
+      stream.on('error', () => undefined).on('data', (chunk: Buffer) => void (body += chunk.toString()));
+      stream.write('partial');
+      const upstream = await waitFor(() => h2Recorder.streams.find((recorded) => recorded.path === path && recorded.received === 'partial'), {
+        timeoutMs: 5_000,
+        message: 'the first chunk of the upload at the h2c upstream',
+      });
+      // Its answer out, the client is asked to stop sending (RST_STREAM NO_ERROR): the body the
+      // gateway was sending upstream is cut, after the attempt ended answered.
+      await waitFor(() => stream.closed, { timeoutMs: 5_000, message: "the client's stream to close" });
+      expect({ body, rstCode: stream.rstCode }).toEqual({ body: 'early', rstCode: constants.NGHTTP2_NO_ERROR });
+      // Without the cancel the upstream's stream stayed open, waiting for the rest of a body that
+      // never comes, a stream of its session's taken for good (only a node:http2 server that had not
+      // read the body, or one that resets after its answer, closed it).
+      await waitFor(() => upstream.closed, { timeoutMs: 5_000, message: "the upstream's stream to close" });
+      expect({ received: upstream.received, endStream: upstream.endStream, rstCode: upstream.rstCode }).toEqual({ received: 'partial', endStream: false, rstCode: constants.NGHTTP2_CANCEL });
+      const line = await accessLineOf(gateway.process, path, { timeoutMs: 5_000 });
+      expect({ status: line.status, errorClass: line.errorClass }).toEqual({ status: 200, errorClass: undefined });
       expect(await recorderErrors('h2-recorder')).toBe(errorsBefore);
     } finally {
       session.destroy();
