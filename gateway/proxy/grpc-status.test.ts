@@ -13,6 +13,12 @@ describe('gRPC statuses for the gateway answers', () => {
     [504, 'deadline-exceeded', GrpcStatus.DEADLINE_EXCEEDED],
     [429, 'rate-limited', GrpcStatus.RESOURCE_EXHAUSTED],
     [503, 'rate-limit-unavailable', GrpcStatus.UNAVAILABLE],
+    // statusOnRedisError: the store is unavailable at any 5xx; 429 and 500 keep their own codes.
+    [504, 'rate-limit-unavailable', GrpcStatus.UNAVAILABLE],
+    [501, 'rate-limit-unavailable', GrpcStatus.UNAVAILABLE],
+    [502, 'rate-limit-unavailable', GrpcStatus.UNAVAILABLE],
+    [429, 'rate-limit-unavailable', GrpcStatus.RESOURCE_EXHAUSTED],
+    [500, 'rate-limit-unavailable', GrpcStatus.INTERNAL],
     [431, 'header-too-large', GrpcStatus.RESOURCE_EXHAUSTED],
     [502, 'upstream-refused', GrpcStatus.RESOURCE_EXHAUSTED],
     [401, 'unauthenticated', GrpcStatus.UNAUTHENTICATED],

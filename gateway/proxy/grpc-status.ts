@@ -33,12 +33,17 @@ const DEADLINE_CLASSES: ReadonlySet<string> = new Set(['connect-timeout', 'heade
  * The gRPC status for a gateway answer of HTTP `status` (and error class, when it has one): 401
  * UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED, 413, 429, 431 and an upstream's
  * `upstream-refused` RESOURCE_EXHAUSTED (gRPC's own mapping of an ENHANCE_YOUR_CALM reset), 503 and
- * refused/reset UNAVAILABLE, 504 and timeouts DEADLINE_EXCEEDED, 499 CANCELLED; the rest follows
+ * refused/reset UNAVAILABLE, a rate limit's `rate-limit-unavailable` UNAVAILABLE at any status but 429
+ * and 500, 504 and timeouts DEADLINE_EXCEEDED, 499 CANCELLED; the rest follows
  * gRPC's HTTP-to-gRPC mapping (other 4xx INTERNAL, other 5xx UNAVAILABLE, 500 INTERNAL).
  */
 export function grpcStatusOf(status: number, errorClass?: string): number {
   if (errorClass !== undefined && DEADLINE_CLASSES.has(errorClass)) return GrpcStatus.DEADLINE_EXCEEDED;
   if (errorClass === 'upstream-refused') return GrpcStatus.RESOURCE_EXHAUSTED;
+  // A rate limit that cannot count (`statusOnRedisError`): its store is unavailable, whatever 5xx an
+  // operator picked, never a 501's UNIMPLEMENTED (no such method) nor a 504's DEADLINE_EXCEEDED (the
+  // caller's deadline); a 429 or a 500 keeps its own code.
+  if (errorClass === 'rate-limit-unavailable' && status !== 429 && status !== 500) return GrpcStatus.UNAVAILABLE;
   switch (status) {
     case 401:
       return GrpcStatus.UNAUTHENTICATED;

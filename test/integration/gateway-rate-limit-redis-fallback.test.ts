@@ -1,6 +1,8 @@
 import { request as httpRequest } from 'node:http';
+import grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
+import { echoClient, unary } from '../harness/grpc.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 import { logOf, startBackend, startGateway, startLocalRedis, waitFor, type BackendProcess, type GatewayProcess, type LocalRedis } from '../harness/index.ts';
 
@@ -64,10 +66,11 @@ describe('redis rate limit in fallback (onRedisError: local, allow, deny) agains
     [gateway, backend, redis] = [undefined, undefined, undefined];
   });
 
-  async function start(rateLimit: string, accessLog = false): Promise<GatewayProcess> {
+  /** With `grpc`, the listener speaks h2c too, and gRPC calls of `test.Echo` go through the limit. */
+  async function start(rateLimit: string, accessLog = false, grpc = false): Promise<GatewayProcess> {
     [redis, backend] = await Promise.all([startLocalRedis(), startBackend({ name: 'api' })]);
     gateway = await startGateway(`
-listen: 127.0.0.1:{{port}}
+${grpc ? 'entryPoints: { web: { listen: "127.0.0.1:{{port}}", h2c: true } }' : 'listen: 127.0.0.1:{{port}}'}
 admin: 127.0.0.1:{{adminPort}}
 accessLog: ${accessLog}
 redis: { url: "${redis.url}/0", timeout: 1s, keyPrefix: "test:", gateways: 2 }
@@ -77,6 +80,7 @@ middlewares:
   limited: { rateLimit: ${rateLimit} }
 routes:
   - { path: /limited, service: api, middlewares: [limited] }
+${grpc ? '  - { grpcService: test.Echo, service: api, middlewares: [limited] }' : ''}
 `);
     return gateway;
   }
@@ -147,6 +151,21 @@ routes:
     await redis!.stop();
     const refused = await get(port, '/limited');
     expect([refused.status, refused.error, refused.retryAfter, refused.anyLimitHeader]).toEqual([500, 'rate-limit-unavailable', '1', false]);
+  });
+
+  it('with statusOnRedisError: 504 answers a gRPC caller UNAVAILABLE, as the 503: its store is unavailable, and the caller\'s deadline did not pass', async () => {
+    const { port } = await start('{ average: 1, period: 10s, burst: 1, key: route, policy: redis, onRedisError: deny, statusOnRedisError: 504 }', false, true);
+    expect((await get(port, '/limited')).status).toBe(200);
+    await redis!.stop();
+    expect((await get(port, '/limited')).status).toBe(504);
+    const client = echoClient(`127.0.0.1:${port}`);
+    try {
+      const outcome = await unary(client, 'Echo', 'hello');
+      expect(outcome.code).toBe(grpc.status.UNAVAILABLE);
+      expect(outcome.details).toMatch(/^the rate limit cannot count requests now/);
+    } finally {
+      client.close();
+    }
   });
 
   it("with onRedisError: deny answers 503 rate-limit-unavailable while Redis is away, with Retry-After and no limit header claiming a count never read; logged so, and counted again once it is back", async () => {
