@@ -41,7 +41,10 @@ describe('RequestMetrics with flow statistics', () => {
     ['a rate limit over its limit (429)', finished(429, { errorClass: 'rate-limited' }), 0],
     ["a rate limit whose Redis is away (503): the gateway's own dependency", finished(503, { errorClass: 'rate-limit-unavailable' }), 0],
     ['the same refusal of a gRPC call (UNAVAILABLE in a 200)', finished(200, { errorClass: 'rate-limit-unavailable', grpcStatus: 14 }), 0],
-  ])('counts %s as %i errors', (_name, context, errors) => {
+    ['a forward-auth service that did not answer (502)', finished(502, { errorClass: 'auth-unavailable' }), 0],
+    ["basicAuth's password checks queued full (503)", finished(503, { errorClass: 'auth-busy' }), 0],
+    ['a route whose middleware could not be built (503)', finished(503, { errorClass: 'route-unavailable' }), 0],
+  ].map(([name, context, errors]) => [name as string, errors as number, context as GatewayContext] as const))('counts %s as %i errors', (_name, errors, context) => {
     const flow = recorded(context);
     expect(flow.of('service', 'user').total).toMatchObject({ requests: 1, errors });
     expect(flow.of('route', 'api').total).toMatchObject({ requests: 1, errors });

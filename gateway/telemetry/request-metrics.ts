@@ -54,11 +54,13 @@ export const grpcCallsTotal = new CellCounter<'service' | 'grpc_service' | 'grpc
 const MAX_GRPC_METHODS = 1_000;
 
 /**
- * Classes of a gateway's own dependency failing (a `policy: redis` rate limit's Redis away): the
- * client got a 5xx (or a gRPC UNAVAILABLE), but neither the route's service nor anything after the
- * limit was at fault, so the flow statistics count no error for it ("blame only the guilty").
+ * Classes of the gateway's own failures and its own dependencies' (a `policy: redis` rate limit's
+ * Redis away, a `forwardAuth` service that did not answer, `basicAuth`'s password checks queued
+ * full, a route whose middleware could not be built): the client got a 5xx (or a gRPC
+ * UNAVAILABLE), but the route's service was never asked, so the flow statistics count no error
+ * for it ("blame only the guilty").
  */
-const OWN_DEPENDENCY_FAILURES: ReadonlySet<string> = new Set([RATE_LIMIT_UNAVAILABLE]);
+const OWN_DEPENDENCY_FAILURES: ReadonlySet<string> = new Set([RATE_LIMIT_UNAVAILABLE, 'auth-unavailable', 'auth-busy', 'route-unavailable']);
 
 const upstreamErrorCell = (service: string, errorClass: string): CounterCell => upstreamErrorsTotal.cell({ service, class: errorClass });
 
