@@ -1,7 +1,6 @@
 import { RegExpParser, visitRegExpAST, type AST } from '@eslint-community/regexpp';
 import { JS, NFA, TooManyNodesError, getIntersectionWords, type CharSet, type Word } from 'refa';
 import { analyse, type Report } from 'scslre';
-import { lastInPattern, tradingRuns, ways, type TradingRun } from './regex-runs.ts';
 
 /** Verdicts kept by source, so that a reload checks only the patterns it adds; past this many the cache starts over. */
 const CACHE_LIMIT = 1_000;
@@ -24,11 +23,9 @@ export const ALLOW_UNSAFE_REGEX_KEY = 'allowUnsafeRegex';
  * the engine retries at each start (both polynomial); then `ambiguousRepetition`, for what scslre
  * lets through: a repeated text that splits into its repetitions in more than one way (`(a|a)*`,
  * `(\w|\d)*`, `(a|aa)*`, `(a|ab|b)*`, `(a|ab|ba)*`), unless its maximum is bounded and so are the
- * engine's tries from a start (`boundedWays`, `MAX_PATTERN_WAYS`); and repetitions that take the
- * same characters one after another, whose ways multiply though scslre skips any with a bounded
- * maximum (`tradingRuns`: `\d{1,100}\d{1,100}\d{1,100}[^/]*`, 100^3 ways). It is a check, not a proof: lookarounds and
- * other assertions count as absent there (a safe pattern can be refused, naming them), a repeated
- * backreference refa cannot read refuses the pattern, a repetition too large to build (more than
+ * engine's tries from a start (`boundedWays`, `MAX_PATTERN_WAYS`). It is a check, not a proof: lookarounds and
+ * other assertions count as absent there (a safe pattern can be refused, naming them), backreferences
+ * as matching nothing (they can hide a case), a repetition too large to build (more than
  * 2,000 nodes, or more than 10,000 pairs of alternatives to compare) is let through, a pattern the
  * check fails on otherwise is refused as not checked, and it cannot know that a path never holds a line break, so `^/(.*)/(.*)$` is refused though
  * paths cannot exploit it. Runs when configuration is parsed, never per request: a few hundred µs a
@@ -72,13 +69,6 @@ const MAX_NODES = 2_000;
 /** Thrown past MAX_ALTERNATIVE_PAIRS, so that `check` treats it as a language too large to build. */
 class TooManyPairsError extends Error {}
 
-/**
- * Thrown for a repeated text holding a backreference that refa cannot replace by the texts of its
- * group (it does when they are at most 100, `(a)\1`): read as matching nothing, it could hide a
- * case (`(?:(\w{2})\1|\w{4})*`: "0000" is either), so the pattern is refused instead.
- */
-class UnreadBackreferenceError extends Error {}
-
 /** The verdict on a pattern the check failed on: not known to be safe, so refused. */
 function unchecked(error: unknown): string {
   return `could not be checked for catastrophic backtracking (${error instanceof Error ? error.message : String(error)})`;
@@ -113,9 +103,13 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
       // Assertions are read as if absent (matching the empty text, whatever the path holds): a
       // superset of what the alternative matches, so a lookaround can make a safe pattern look
       // ambiguous but never hide an ambiguous one (read as matching nothing, `(?=\w)\w|\d` was
-      // \d alone, and `^/(?:(?=\w)\w|\d)+x$` passed though exponential). A backreference refa
-      // cannot replace by its group's texts refuses the pattern.
-      const { expression, maxCharacter } = parseElement(parser, node);
+      // \d alone, and `^/(?:(?=\w)\w|\d)+x$` passed though exponential). Backreferences still
+      // match nothing.
+      const { expression, maxCharacter } = parser.parseElement(node, {
+        backreferences: 'disable',
+        assertions: 'ignore',
+        maxNodes: MAX_NODES,
+      });
       nfa = NFA.fromRegex(expression, { maxCharacter }, { assertions: 'ignore', unknowns: 'disable' });
       nfa.withoutEmptyWord();
       languages.set(node, nfa);
@@ -129,14 +123,12 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
     if (verdict !== undefined) return;
     try {
       const risk = found();
-      const outermost = risk === undefined ? undefined : outermostBounded(repetition);
-      const total = risk === undefined ? undefined : outermost && bounded(outermost, ways(outermost));
-      verdict = total === undefined ? risk : total > MAX_BOUNDED_WAYS ? `${risk} (its bounds still leave ${total === Infinity ? 'too many' : total.toLocaleString('en-US')} ways to try from each start, past the ${MAX_BOUNDED_WAYS.toLocaleString('en-US')} the check lets through)` : undefined;
+      const ways = risk === undefined ? undefined : bounded(repetition);
+      verdict = ways === undefined ? risk : ways > MAX_BOUNDED_WAYS ? `${risk} (its bounds still leave ${ways === Infinity ? 'too many' : ways.toLocaleString('en-US')} ways to try from each start, past the ${MAX_BOUNDED_WAYS.toLocaleString('en-US')} the check lets through)` : undefined;
     } catch (error) {
       // Too large to build within MAX_NODES (or past MAX_ALTERNATIVE_PAIRS): left to the engine, as
       // a pattern scslre cannot judge. Any other failure is refa's, and leaves the pattern unjudged.
-      if (error instanceof UnreadBackreferenceError) verdict = unreadBackreference(error.message, repetition);
-      else if (!(error instanceof TooManyNodesError || error instanceof TooManyPairsError)) verdict = unchecked(error);
+      if (!(error instanceof TooManyNodesError || error instanceof TooManyPairsError)) verdict = unchecked(error);
     }
   };
   const onGroup = (group: AST.Group | AST.CapturingGroup): void => {
@@ -180,48 +172,7 @@ function ambiguousRepetition(parsed: { pattern: AST.Pattern; flags: AST.Flags })
       });
     },
   });
-  if (verdict === undefined) for (const run of tradingRuns(parsed.pattern)) verdict ??= tradingRunRisk(run, bounded);
   return verdict;
-}
-
-/** refa's parse of `node` for `language`, a backreference it cannot replace thrown as UnreadBackreferenceError. */
-function parseElement(parser: JS.Parser, node: AST.Alternative | AST.Element): JS.ParseResult {
-  try {
-    return parser.parseElement(node, { backreferences: 'throw', assertions: 'ignore', maxNodes: MAX_NODES });
-  } catch (error) {
-    if (error instanceof TooManyNodesError) throw error;
-    let backreference: string | undefined;
-    visitRegExpAST(node, { onBackreferenceEnter: ({ raw }) => void (backreference ??= raw) });
-    if (backreference === undefined) throw error;
-    throw new UnreadBackreferenceError(backreference);
-  }
-}
-
-function unreadBackreference(backreference: string, repetition: AST.Quantifier): string {
-  return `could not be checked for catastrophic backtracking: the backreference ${backreference} repeats inside ${repetition.raw} and can stand for more texts than the check compares (100), so it cannot tell whether a text splits between the repetitions in more than one way (exponential); repeat the group's pattern instead of the backreference, or set ${ALLOW_UNSAFE_REGEX_KEY}: true for a pattern known to be safe`;
-}
-
-/**
- * The verdict on a run of repetitions that can take the same characters (`tradingRuns`): refused
- * past MAX_PATTERN_WAYS tries from one position (each ended by a test of one character at least,
- * as a pattern bounded throughout), past MAX_BOUNDED_WAYS ways reaching past it (counted with the
- * others let through in the pattern, since each retries what follows, which can scan the rest of
- * the path), or inside an unbounded repetition (the ways multiply per repetition). Its unbounded
- * repetitions add a factor of the path's length at most, as a segment scanned again for each way
- * does in the ways budget; two of them are scslre's to judge.
- */
-function tradingRunRisk(run: TradingRun, bounded: BoundedWays): string | undefined {
-  const listed = run.elements.length === 1 ? run.elements[0]!.raw : `${run.elements.slice(0, -1).map(({ raw }) => raw).join(', ')} and ${run.elements.at(-1)!.raw}`;
-  const text = JSON.stringify(String.fromCharCode(run.char));
-  if (run.onward === Infinity)
-    return `can take exponential time on a short path (ReDoS): ${listed} can take the same characters one after another and repeat inside ${run.around?.raw}, so each repetition can share a run of ${text} between them in more than one way, and the ways multiply over the repetitions before a mismatch fails; let one quantifier take the run, or keep them from matching the same characters`;
-  const total = run.tries > MAX_PATTERN_WAYS ? run.tries : bounded(run.around ?? run.elements[0]!, run.onward);
-  const limit = run.tries > MAX_PATTERN_WAYS ? MAX_PATTERN_WAYS : MAX_BOUNDED_WAYS;
-  if (total <= limit) return undefined;
-  const budget = `${total === Infinity ? 'too many' : total.toLocaleString('en-US')} ways to try from each start, past the ${limit.toLocaleString('en-US')} the check lets through`;
-  if (run.leading && run.elements.length === 1)
-    return `can take quadratic time in the path's length (ReDoS): unanchored, ${listed} is tried again from every start inside a run of ${text} (its bounds leave ${budget}); anchor it (^ or a literal before it) or give it a small maximum`;
-  return `can take polynomial time (ReDoS): ${listed} can take the same characters one after another, so a run of ${text} can be shared between them in every way their bounds allow (${budget}), each tried before a mismatch fails; let one quantifier take the run (such as \\d+ for \\d{1,100}\\d{1,100}), keep them from matching the same characters, or give them small maxima${run.leading ? '; unanchored, it is also tried again from every start' : ''}`;
 }
 
 /**
@@ -244,41 +195,59 @@ const MAX_BOUNDED_WAYS = 64;
 const MAX_PATTERN_WAYS = 65_536;
 
 /**
- * The outermost repetition around an ambiguous `repetition`, itself included, whose `ways` count
- * for it; undefined when it or one around it is unbounded (the splits multiply with the path's
- * length: exponential).
+ * For a repetition found ambiguous: undefined when its maximum, or one of a repetition around it,
+ * is unbounded (the splits multiply with the path's length: exponential); otherwise the product of
+ * `ways` of the outermost repetitions around each bounded one found so far, this one's included
+ * (`(?:\d{1,4}){1,4}`: 340). Each counted once, as the engine retries what follows each of them.
  */
-function outermostBounded(repetition: AST.Quantifier): AST.Quantifier | undefined {
-  let outermost = repetition;
-  for (let at: AST.Node | null = repetition; at; at = at.parent) {
-    if (at.type !== 'Quantifier') continue;
-    if (at.max === Infinity) return undefined;
-    outermost = at;
-  }
-  return outermost;
+function boundedWays(): (repetition: AST.Quantifier) => number | undefined {
+  const counted = new Set<AST.Quantifier>();
+  let product = 1;
+  return (repetition) => {
+    let outermost = repetition;
+    for (let at = repetition.parent as AST.Node | null; at; at = at.parent) {
+      if (at.type === 'Quantifier') {
+        if (at.max === Infinity) return undefined;
+        outermost = at;
+      }
+    }
+    if (repetition.max === Infinity) return undefined;
+    if (!counted.has(outermost)) {
+      counted.add(outermost);
+      product *= ways(outermost);
+    }
+    return product;
+  };
 }
 
 /**
- * Counts what the pattern lets through as bounded: given a node and its ways, the product of the
- * ways of every node counted so far (`(?:\d{1,4}){1,4}`: 340; `\d{1,8}\d{1,8}[^/]*`: 64), as the
- * engine retries what follows each of them. A node inside one already counted is not counted
- * again, and one around nodes already counted replaces them.
+ * How many ways the backtracking engine can leave `node` from one position, at most, each of which
+ * it retries what follows from: alternatives add up, a sequence multiplies, a repetition {m,n} of
+ * a body with b ways is b^m + ... + b^n, a lookaround counts its inside (it is run on each try).
+ * Infinity with an unbounded repetition inside, or past any count worth refusing.
  */
-type BoundedWays = (node: AST.Node, ways: number) => number;
-
-function boundedWays(): BoundedWays {
-  const counted = new Map<AST.Node, number>();
-  const inside = (node: AST.Node, outer: AST.Node): boolean => {
-    for (let at: AST.Node | null = node; at; at = at.parent) if (at === outer) return true;
-    return false;
-  };
-  return (node, ways) => {
-    if (![...counted.keys()].some((other) => inside(node, other))) {
-      for (const other of counted.keys()) if (inside(other, node)) counted.delete(other);
-      counted.set(node, ways);
+function ways(node: AST.Node): number {
+  switch (node.type) {
+    case 'Alternative':
+      return node.elements.reduce((product, element) => product * ways(element), 1);
+    case 'Group':
+    case 'CapturingGroup':
+    case 'Pattern':
+      return node.alternatives.reduce((sum, alternative) => sum + ways(alternative), 0);
+    case 'Assertion':
+      return node.kind === 'lookahead' || node.kind === 'lookbehind' ? node.alternatives.reduce((sum, alternative) => sum + ways(alternative), 0) : 1;
+    case 'Quantifier': {
+      if (node.max === Infinity) return Infinity;
+      const body = ways(node.element);
+      // One way each: max - min + 1 in all, not a sum counted up to a max that can be 1e9 (`[^/]{1,999999999}`).
+      if (body === 1) return node.max - node.min + 1;
+      let sum = 0;
+      for (let count = node.min; count <= node.max && sum <= Number.MAX_SAFE_INTEGER; count += 1) sum += body ** count;
+      return sum > Number.MAX_SAFE_INTEGER ? Infinity : sum;
     }
-    return [...counted.values()].reduce((product, next) => product * next, 1);
-  };
+    default:
+      return 1;
+  }
 }
 
 /**
@@ -361,7 +330,15 @@ function twoWaySplit(one: NFA): string | undefined {
  * the first success, so however many ways the text splits, the first is taken.
  */
 function endsThePattern(quantifier: AST.Quantifier): boolean {
-  return quantifier.min <= 1 && lastInPattern(quantifier);
+  if (quantifier.min > 1) return false;
+  for (let at: AST.Node = quantifier; ; ) {
+    const alternative: AST.Node | null = at.parent;
+    if (alternative?.type !== 'Alternative' || alternative.elements.at(-1) !== at) return false;
+    const owner: AST.Node = alternative.parent;
+    if (owner.type === 'Pattern') return true;
+    if (owner.type !== 'Group' && owner.type !== 'CapturingGroup') return false;
+    at = owner;
+  }
 }
 
 /** Whether every alternative of `pattern` starts with `^`, so that the engine tries it from the path's start only. */
