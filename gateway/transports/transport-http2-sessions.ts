@@ -278,8 +278,9 @@ export class Http2SessionPool {
     // Retired for a burst of resets (`cancelStream`) only when the requests after have somewhere to go.
     (session as ClientHttp2Session & { [MAY_RETIRE]?: () => boolean })[MAY_RETIRE] = () =>
       this.entries.length < this.limits.maxSessions || this.entries.some((other) => other !== entry && !other.session.closed && !other.session.destroyed);
-    // Every SETTINGS frame may change the limit; streams already over a lowered one stay (node queues them).
+    // A dropped body's stream goes to a request waiting for one at once (`dropBody`).
     (session as ClientHttp2Session & { [STREAMS_WANTED]?: () => boolean })[STREAMS_WANTED] = () => this.queue.length > 0;
+    // Every SETTINGS frame may change the limit; streams already over a lowered one stay (node queues them).
     session.on('remoteSettings', (settings: Settings) => {
       entry.limit = settings.maxConcurrentStreams ?? INITIAL_MAX_CONCURRENT_STREAMS;
       // A session refusing all streams for now (0, as some servers say before their GOAWAY) is not
