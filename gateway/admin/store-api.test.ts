@@ -103,4 +103,35 @@ describe('StoreApi', () => {
       expect(puts).toEqual([]);
     });
   });
+
+  it('judges the objects of a dry run of many in slices, letting the event loop turn meanwhile', async () => {
+    // Counts the event loop's turns from the end of the body to the listing, which follows the objects' checks.
+    let turns = 0;
+    let counting = true;
+    const tick = () => {
+      turns += 1;
+      if (counting) setImmediate(tick);
+    };
+    let turnsAtEnd = 0;
+    let turnsAtList = 0;
+    const listing = {
+      list: async () => {
+        turnsAtList = turns;
+        return { revision: '7', objects: [], unreadable: [] };
+      },
+    };
+    const manyApi = new StoreApi({ token: 't', location: () => ({ url: 'etcd://127.0.0.1:2379/switchboard' }) as StoreLocation, record: () => undefined, openWriter: async () => listing as unknown as StoreWriter, composed: () => undefined });
+    const objects = Array.from({ length: 3_000 }, (_, index) => ({ kind: 'routes', name: `r${index}`, value: { path: `/r/${index}`, service: 'a' } }));
+    const body = Object.assign(Readable.from([Buffer.from(JSON.stringify({ objects }))]), { method: 'PUT', url: '/api/store?dryRun=true', headers: {}, socket: { remoteAddress: '127.0.0.1' } }) as unknown as IncomingMessage;
+    (body as unknown as Readable).once('end', () => {
+      turnsAtEnd = turns;
+      setImmediate(tick);
+    });
+    const answer = await manyApi.answer(body, { kind: 'store' });
+    counting = false;
+    expect(answer).toMatchObject({ status: 200, body: { dryRun: true, warnings: [] } });
+    expect((answer.body as { objects: unknown[] }).objects).toHaveLength(3_000);
+    // In one turn, as it was, the 3,000 checks (hundreds of milliseconds on a loaded machine) let nothing else run.
+    expect(turnsAtList - turnsAtEnd).toBeGreaterThan(0);
+  });
 });

@@ -13,6 +13,7 @@ import { changesWarnings, deleteWarnings, writeWarnings, type StoreChange } from
 import { markRefused } from '../config-store/store-listing-refusals.ts';
 import { StoreAuthenticationError, StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
 import type { ConfigWrite } from './event-types.ts';
+import { SliceClock } from './sliced-work.ts';
 
 /** The largest body a write accepts; one object is a few kilobytes. */
 export const STORE_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -184,7 +185,12 @@ export class StoreApi {
     if ('status' in batch) return batch;
     const issues: ObjectIssue[] = [];
     const checked: { kind: StoreKind; name: string; value: unknown }[] = [];
+    // In slices (`ADMIN_SLICE_MS`): the checks of a file of thousands of objects took hundreds of
+    // milliseconds in one turn, on the loop that runs the admin listener, the store's reader, the
+    // registries' sessions and active checks (and the proxy, without workers).
+    const clock = new SliceClock();
     for (const { kind, name, value } of batch.objects) {
+      await clock.pause();
       const refused = readBack(kind, name, value);
       const check = this.check(kind, name, value);
       if (refused) issues.push(...(refused.body as { issues: ObjectIssue[] }).issues);
