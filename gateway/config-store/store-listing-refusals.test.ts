@@ -19,10 +19,17 @@ describe('markRefused', () => {
     expect(markRefused([fixed], refused, composed)).toEqual([fixed]);
   });
 
-  it('marks an unreadable entry, which holds no value to compare, by its key alone', () => {
-    expect(markRefused([{ kind: 'routes', name: 'a', reason: 'not JSON' }], refused, composed, false)).toEqual([
-      { kind: 'routes', name: 'a', reason: 'not JSON', refused: { reason: refused[0]!.reason, lastGoodInForce: true } },
+  it('marks an unreadable entry, which holds no value to compare, when the value judged was not JSON either', () => {
+    const unreadable: ComposedListing = { ...composed, listing: { ...composed.listing, entries: new Map([[`${ROOT}/routes/a`, 'not json {']]) } };
+    const notJson = [{ ...refused[0]!, reason: 'not JSON (an unexpected character)' }];
+    expect(markRefused([{ kind: 'routes', name: 'a', reason: 'not JSON' }], notJson, unreadable, false)).toEqual([
+      { kind: 'routes', name: 'a', reason: 'not JSON', refused: { reason: notJson[0]!.reason, lastGoodInForce: true } },
     ]);
+  });
+
+  it('leaves unmarked an unreadable entry written over a readable value the reader refused: that refusal is no verdict on it', () => {
+    // The reader judged (and refused) JUDGED; the text that is not JSON came since, and it has not composed it yet.
+    expect(markRefused([{ kind: 'routes', name: 'a', reason: 'not JSON' }], refused, composed, false)).toEqual([{ kind: 'routes', name: 'a', reason: 'not JSON' }]);
   });
 
   it('marks nothing before the reader composed a listing', () => {

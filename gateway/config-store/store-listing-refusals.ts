@@ -14,7 +14,8 @@ export interface ObjectRefusalMark {
  * The store's objects as a writer listed them, each one the store's reader refused marked `refused`
  * (`ObjectRefusalMark`). Only a refusal of the value listed: one the reader judged before a newer
  * write (which it has not composed yet) is no verdict on what the listing shows. `values` false: the
- * entries hold no value to compare (unreadable ones), so the key alone decides.
+ * entries hold no value to compare (unreadable ones): marked only when the value judged was not JSON
+ * either, not by the refusal of a readable value that text was written over since.
  */
 export function markRefused<T extends { readonly kind: StoreKind; readonly name: string; readonly value?: unknown }>(
   entries: readonly T[],
@@ -27,7 +28,8 @@ export function markRefused<T extends { readonly kind: StoreKind; readonly name:
   return entries.map((entry) => {
     const key = objectKey(composed.root, entry.kind, entry.name);
     const refusal = byKey.get(key);
-    if (!refusal || (values && !judgedSame(key, composed.listing.entries.get(key), entry.value))) return entry;
+    const judged = composed.listing.entries.get(key);
+    if (!refusal || (values ? !judgedSame(key, judged, entry.value) : !judgedUnreadable(key, judged))) return entry;
     return { ...entry, refused: { reason: refusal.reason, lastGoodInForce: refusal.lastGoodInForce === true } };
   });
 }
@@ -38,5 +40,15 @@ function judgedSame(key: string, judged: string | undefined, listed: unknown): b
     return sameValue(decodeObject(key, judged), listed);
   } catch {
     return false;
+  }
+}
+
+function judgedUnreadable(key: string, judged: string | undefined): boolean {
+  if (judged === undefined) return false;
+  try {
+    decodeObject(key, judged);
+    return false;
+  } catch {
+    return true;
   }
 }
