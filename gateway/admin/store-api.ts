@@ -18,10 +18,15 @@ import { SliceClock } from './sliced-work.ts';
 /** The largest body a write accepts; one object is a few kilobytes. */
 export const STORE_BODY_LIMIT_BYTES = 1024 * 1024;
 
-/** The largest body a dry run of many objects (`PUT /api/store?dryRun=true`) accepts: a file of thousands of objects. */
-export const STORE_BATCH_LIMIT_BYTES = 64 * 1024 * 1024;
+/**
+ * The largest body a dry run of many objects (`PUT /api/store?dryRun=true`) accepts: a file of
+ * tens of thousands of routes (3,000 take 229 KiB). Its one merge of the store runs on the primary's
+ * event loop, in the seconds for millions of bytes, so the bound keeps one call from stalling registry
+ * sessions and checks for minutes; `switchboard config apply` judges a larger file object by object.
+ */
+export const STORE_BATCH_LIMIT_BYTES = 4 * 1024 * 1024;
 
-/** What the admin server sends back: a status, a JSON body (none for 204) and extra headers. */
+/** What the admin server sends back: a status, a JSON body (none for a 204 or a 304) and extra headers. */
 export interface StoreAnswer {
   readonly status: number;
   readonly body?: unknown;

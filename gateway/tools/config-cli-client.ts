@@ -104,8 +104,9 @@ export function configAdminClient(base: string, token: string | undefined): Conf
     },
     async judgeAll(objects, deleted) {
       const body = { objects: objects.map(({ kind, name, value }) => ({ kind, name, value })), deleted: deleted.map(({ kind, name }) => ({ kind, name })) };
-      const answer = await call('PUT', '/api/store?dryRun=true', { body, answered: [400, 405] });
-      if (answer.status === 405 || answer.status === 404) return undefined;
+      const answer = await call('PUT', '/api/store?dryRun=true', { body, answered: [400, 405, 413] });
+      // A gateway older than the whole-file dry run (405, 404), or a file past its size: judged object by object.
+      if (answer.status === 405 || answer.status === 404 || answer.status === 413) return undefined;
       if (answer.status === 400) {
         if (!Array.isArray(answer.body?.issues)) throw new AdminCallError(`PUT /api/store?dryRun=true: ${explain(400, answer.body)}`, 400);
         return { issues: answer.body.issues as { path: string; reason: string }[], unchanged: [], warnings: [] };
