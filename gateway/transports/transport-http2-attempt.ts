@@ -194,13 +194,19 @@ export function http2Attempt(
       upload.pipe(opened);
       if (bodyWatched) return;
       bodyWatched = true;
+      // The attempt was answered before the upload ended (an upstream that answered it whole at
+      // once, a page the gateway replaced): once the body fails or the client's response closes, the
+      // upload never ends, so its stream is cancelled, else it stays open for good on its session,
+      // waiting for the rest. node's HTTP/1.1 listener takes a request whose answer is out off its
+      // queue, and its client's going then neither fails nor ends it: only the close says so.
+      const leaveUpload = () => {
+        if (settled && !upload.readableEnded && stream !== undefined && !stream.closed && !stream.destroyed) cancelStream(stream);
+      };
       upload.once('error', (error: Error) => {
         if (!settled) return fail(bodyFailure(error));
-        // The attempt was answered before the upload ended (an upstream that answered it whole at
-        // once, a page the gateway replaced): the upload never ends now, so its stream is cancelled,
-        // else it stays open for good on its session, waiting for the rest.
-        if (stream !== undefined && !stream.closed && !stream.destroyed) cancelStream(stream);
+        leaveUpload();
       });
+      response.once('close', leaveUpload);
       // Either phase's deadline starts over as the upload moves; the headers' wait from its end.
       upload.on('data', (chunk: Buffer) => {
         if (sent !== undefined) {

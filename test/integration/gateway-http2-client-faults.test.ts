@@ -441,6 +441,19 @@ routes:
     }
   });
 
+  /**
+   * Waits for `upstream`, the stream of an upload of `partial` to `path` that the h2c upstream
+   * answered whole before its end, to close: reset with CANCEL and no END_STREAM before it, the
+   * request logged answered (200) and nothing counted against the instance since `errorsBefore`.
+   */
+  async function expectCancelledAfterAnswer(path: string, upstream: RecordedStream, errorsBefore: number): Promise<void> {
+    await waitFor(() => upstream.closed, { timeoutMs: 5_000, message: "the upstream's stream to close" });
+    expect({ received: upstream.received, endStream: upstream.endStream, rstCode: upstream.rstCode }).toEqual({ received: 'partial', endStream: false, rstCode: constants.NGHTTP2_CANCEL });
+    const line = await accessLineOf(gateway.process, path, { timeoutMs: 5_000 });
+    expect({ status: line.status, errorClass: line.errorClass }).toEqual({ status: 200, errorClass: undefined });
+    expect(await recorderErrors('h2-recorder')).toBe(errorsBefore);
+  }
+
   it("cancels the stream to an h2c upstream that answered an upload whole before its end, once the client's body is cut: its upload never ends, and the stream stayed open for good", async () => {
     const path = `${ANSWER_FIRST}/cut`;
     const errorsBefore = await recorderErrors('h2-recorder');
@@ -461,13 +474,33 @@ routes:
       // Without the cancel the upstream's stream stayed open, waiting for the rest of a body that
       // never comes, a stream of its session's taken for good (only a node:http2 server that had not
       // read the body, or one that resets after its answer, closed it).
-      await waitFor(() => upstream.closed, { timeoutMs: 5_000, message: "the upstream's stream to close" });
-      expect({ received: upstream.received, endStream: upstream.endStream, rstCode: upstream.rstCode }).toEqual({ received: 'partial', endStream: false, rstCode: constants.NGHTTP2_CANCEL });
-      const line = await accessLineOf(gateway.process, path, { timeoutMs: 5_000 });
-      expect({ status: line.status, errorClass: line.errorClass }).toEqual({ status: 200, errorClass: undefined });
-      expect(await recorderErrors('h2-recorder')).toBe(errorsBefore);
+      await expectCancelledAfterAnswer(path, upstream, errorsBefore);
     } finally {
       session.destroy();
+    }
+  });
+
+  it("cancels the stream to an h2c upstream that answered an HTTP/1.1 client's chunked upload whole before its end, once that answer is out: node's listener takes the request off its queue then, and the client's going later neither ends nor fails it", async () => {
+    const path = `${ANSWER_FIRST}/http1-cut`;
+    const errorsBefore = await recorderErrors('h2-recorder');
+    const socket = netConnect(Number(new URL(web).port), '127.0.0.1');
+    let answer = '';
+    socket.on('error', () => undefined).on('data', (chunk: Buffer) => void (answer += chunk.toString('latin1')));
+    try {
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n`);
+      const upstream = await waitFor(() => h2Recorder.streams.find((recorded) => recorded.path === path && recorded.received === 'partial'), {
+        timeoutMs: 5_000,
+        message: 'the first chunk of the upload at the h2c upstream',
+      });
+      // The whole answer out (its last chunk), the client leaves without the rest of its body.
+      await waitFor(() => answer.endsWith('\r\n0\r\n\r\n'), { timeoutMs: 5_000, message: 'the whole answer at the client' });
+      expect(answer).toMatch(/^HTTP\/1\.1 200 [^]*\r\n5\r\nearly\r\n0\r\n\r\n$/);
+      socket.resetAndDestroy();
+      // Without the cancel the upstream's stream stayed open for good, the client gone or not: the
+      // request out of node's queue once answered, the socket's close no longer aborts it.
+      await expectCancelledAfterAnswer(path, upstream, errorsBefore);
+    } finally {
+      socket.destroy();
     }
   });
 });
