@@ -11,6 +11,8 @@ const SEND_TIMEOUT_MS = 1_500;
 const SHORT_SEND_TIMEOUT_MS = 50;
 /** A body much larger than the socket buffers between the upstream and the client, so that a client that reads nothing stalls the upstream. */
 const LARGE_BODY = 200_000_000;
+/** How many answers a blamed scenario may ask for before the gateway must have blamed one (see `expectBlamed`). */
+const BLAME_ATTEMPTS = 3;
 /** What an upstream that dies mid-answer sends of its body before it goes. */
 const SENT_BEFORE_DYING = 256 * 1024;
 
@@ -195,9 +197,22 @@ ${scenarios.map((scenario) => `  - { path: /${scenario}, service: ${scenario}, s
     };
   }
 
-  /** The answer to `path` was cut as `reset-after-headers`, blamed on the instance of `service`: ejected, its breaker open, the error counted. */
-  async function expectBlamed(service: string, path: string): Promise<void> {
-    expect(await accessLineOf(gateway.process, path)).toMatchObject({ status: 200, errorClass: 'reset-after-headers' });
+  /**
+   * Asks `attempt` for an answer cut with a short hold or none, at a fresh path each time, until the
+   * gateway blames it (`reset-after-headers`), at most `BLAME_ATTEMPTS` times; then expects the
+   * instance of `service` blamed: ejected, its breaker open, the error counted. The gateway measures a
+   * hold up to the break it sees, so a loaded machine that stalls it or the client for a second
+   * stretches a short hold into one that excuses: such an attempt, `client-slow-read`, blames nothing
+   * and leaves the service as it was for the next one, while a gateway that excuses short holds
+   * excuses them all.
+   */
+  async function expectBlamed(service: string, attempt: (name: string) => Promise<string>): Promise<void> {
+    let line: Record<string, unknown> = {};
+    for (let index = 0; index < BLAME_ATTEMPTS && line.errorClass !== 'reset-after-headers'; index += 1) {
+      line = await accessLineOf(gateway.process, await attempt(`try-${index}`));
+      expect(line).toMatchObject({ status: 200, errorClass: expect.stringMatching(/^(reset-after-headers|client-slow-read)$/) });
+    }
+    expect(line).toMatchObject({ status: 200, errorClass: 'reset-after-headers' });
     await waitFor(async () => (await blame(service)).health === 'unhealthy', { message: 'the instance to be ejected' });
     expect(await blame(service)).toMatchObject({ errors: 1, health: 'unhealthy', breaker: { state: 'open' }, upstreamErrors: { 'reset-after-headers': 1 } });
   }
@@ -234,19 +249,23 @@ ${scenarios.map((scenario) => `  - { path: /${scenario}, service: ${scenario}, s
 
   it('blames the instance whose send timeout, shorter than a hold that excuses, cut the answer its client read again at once', async () => {
     await withLog(async () => {
-      const path = `/short/bytes/${SHORT_SEND_TIMEOUT_MS}/brief`;
-      await readAfterSendTimeout(path, 'brief');
-      await expectBlamed('short', path);
+      await expectBlamed('short', async (name) => {
+        const path = `/short/bytes/${SHORT_SEND_TIMEOUT_MS}/${name}`;
+        await readAfterSendTimeout(path, name);
+        return path;
+      });
     });
   });
 
   it('blames the instance that dies in the middle of an answer its client reads', async () => {
     await withLog(async () => {
-      const path = '/dying/cut/read';
-      const client = rawClient(gateway.port, path);
-      client.read();
-      expect(await client.closed).toBeGreaterThan(0);
-      await expectBlamed('dying', path);
+      await expectBlamed('dying', async (name) => {
+        const path = `/dying/cut/${name}`;
+        const client = rawClient(gateway.port, path);
+        client.read();
+        expect(await client.closed).toBeGreaterThan(0);
+        return path;
+      });
       expect(await statusAfter('dying')).toBe(503);
     });
   });
