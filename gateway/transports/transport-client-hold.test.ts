@@ -27,4 +27,14 @@ describe('ClientHold', () => {
     hold.end(10 * SLOW_READ_HOLD_MS);
     expect(hold.classOf(errorClass, 20 * SLOW_READ_HOLD_MS)).toBe(errorClass);
   });
+
+  it.each([
+    { case: 'a chunk size the parser refused', error: Object.assign(new Error('Invalid character in chunk size'), { name: 'HTTPParserError', code: 'HPE_INVALID_CHUNK_SIZE' }) },
+    { case: 'a bad TLS record', error: Object.assign(new Error('decryption failed or bad record mac'), { code: 'ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC' }) },
+  ])('leaves $case the instance\'s, even during a long hold: a send timeout closes, it does not garble', ({ error }) => {
+    const hold = new ClientHold();
+    hold.begin(0);
+    expect(hold.classOf('reset-after-headers', 2 * SLOW_READ_HOLD_MS, error)).toBe('reset-after-headers');
+    expect(hold.classOf('reset-after-headers', 2 * SLOW_READ_HOLD_MS, Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }))).toBe('client-slow-read');
+  });
 });

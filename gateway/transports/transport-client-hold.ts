@@ -1,4 +1,4 @@
-import type { GatewayErrorClass } from '../proxy/upstream-error.ts';
+import { upstreamErrorCode, type GatewayErrorClass } from '../proxy/upstream-error.ts';
 
 /**
  * How long the gateway must have held an upstream's answer still for its client (the client took
@@ -39,9 +39,20 @@ export class ClientHold {
     this.since = -1;
   }
 
-  /** `client-slow-read` for a `reset-after-headers` at `now` that the holds excuse, else `errorClass`. */
-  classOf(errorClass: GatewayErrorClass, now: number): GatewayErrorClass {
-    if (errorClass !== 'reset-after-headers') return errorClass;
+  /**
+   * `client-slow-read` for a `reset-after-headers` at `now` that the holds excuse, else `errorClass`.
+   * Only a close or reset is excused: an answer that turned malformed (HTTP/1.1 framing the parser
+   * refused, a bad TLS record) is the instance's however long its client held it, as no send timeout
+   * garbles what it cuts.
+   */
+  classOf(errorClass: GatewayErrorClass, now: number, error?: unknown): GatewayErrorClass {
+    if (errorClass !== 'reset-after-headers' || isMalformedAnswer(error)) return errorClass;
     return this.heldLong || (this.since >= 0 && now - this.since >= SLOW_READ_HOLD_MS) ? 'client-slow-read' : errorClass;
   }
+}
+
+/** An upstream's answer broken by what it sent, not by its close: undici's parser refused it (`HPE_…`, `HTTPParserError`), or TLS did (`ERR_SSL_…`). */
+function isMalformedAnswer(error: unknown): boolean {
+  const code = upstreamErrorCode(error);
+  return (error as Error | null)?.name === 'HTTPParserError' || (typeof code === 'string' && (code.startsWith('HPE_') || code.startsWith('ERR_SSL_')));
 }

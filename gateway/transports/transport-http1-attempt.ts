@@ -349,7 +349,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     const responseStarted = this.phase === ANSWERING && !this.headUnsent;
     const upstreamClass = classifyUpstreamError(error, responseStarted);
     // The upstream closed an answer its client had stopped reading (its send timeout): the client's doing.
-    const errorClass = this.hold === undefined ? upstreamClass : this.hold.classOf(upstreamClass, performance.now());
+    const errorClass = this.hold === undefined ? upstreamClass : this.hold.classOf(upstreamClass, performance.now(), error);
     // undici never started the request (`onRequestStart`, where it writes it, did not run) and the
     // failure is not the instance's (undici refused the request's headers, the gateway closed its
     // pool while the request was queued): nothing of it left the gateway. A connect failure stays

@@ -114,7 +114,7 @@ export function http2Attempt(
       let errorClass = classifyUpstreamError(error, responseStarted);
       if (errorClass === 'upstream-refused' && sentHead !== undefined) errorClass = refusalClassOf(sentHead);
       // The upstream closed a stream its client had stopped reading (its send timeout): the client's doing.
-      if (hold !== undefined) errorClass = hold.classOf(errorClass, performance.now());
+      if (hold !== undefined) errorClass = hold.classOf(errorClass, performance.now(), error);
       const failed = (unsent: boolean): Extract<AttemptResult, { ok: false }> => (unsent ? { ok: false, errorClass, responseStarted, error, unsent } : { ok: false, errorClass, responseStarted, error });
       if (!connecting) {
         // No stream was ever opened and the failure is not the instance's (the gateway's pool full or

@@ -21,7 +21,9 @@ const SENT_BEFORE_DYING = 256 * 1024;
  * `LARGE_BODY` bytes and closes the connection (HTTP/1.1) or resets the stream (HTTP/2, CANCEL) once
  * it could write nothing for `<ms>`, as nginx and Go servers do; under `/cut/<name>` it announces a
  * megabyte, sends `SENT_BEFORE_DYING` of it and closes (resets with INTERNAL_ERROR), as a crashing
- * one would, whoever reads; anything else it answers `ok`. `timedOut(name)` resolves when the send
+ * one would, whoever reads; under `/garbled/<ms>/<name>` (HTTP/1.1) it streams a chunked body and
+ * where its send timeout would close, writes a chunk size that is none, then closes; anything else
+ * it answers `ok`. `timedOut(name)` resolves when the send
  * timeout of `<name>` fired.
  */
 interface Upstream {
@@ -64,7 +66,7 @@ async function startUpstream(protocol: 'http' | 'h2c'): Promise<Upstream> {
     return found;
   };
   const route = (path: string): { kind: string; ms: number; name: string } => {
-    const [, kind = '', ms = '0', name = ''] = /^\/(bytes|cut)\/(?:(\d+)\/)?([\w-]+)$/.exec(path) ?? [];
+    const [, kind = '', ms = '0', name = ''] = /^\/(bytes|cut|garbled)\/(?:(\d+)\/)?([\w-]+)$/.exec(path) ?? [];
     return { kind, ms: Number(ms), name };
   };
   let server: Server;
@@ -78,6 +80,16 @@ async function startUpstream(protocol: 'http' | 'h2c'): Promise<Upstream> {
           response.socket!.destroy();
         });
         response.writeHead(200, { 'content-length': String(LARGE_BODY) });
+        return pump(response, LARGE_BODY);
+      }
+      if (kind === 'garbled') {
+        // Its answer turns malformed where the client stopped reading it: a chunk size that is none, then its
+        // close (the response's own listener, so that Node's server does not destroy the socket at its timeout).
+        response.setTimeout(ms, () => {
+          firing(name).fire();
+          response.socket!.end('zz\r\n');
+        });
+        response.writeHead(200, { 'transfer-encoding': 'chunked' });
         return pump(response, LARGE_BODY);
       }
       if (kind !== 'cut') return void response.end('ok');
@@ -148,7 +160,7 @@ describe.each([{ protocol: 'http' as const }, { protocol: 'h2c' as const }])('a 
   let upstream: Upstream;
   let gateway: GatewayProcess;
   let admin: AdminClient;
-  const scenarios = ['slow', 'short', 'dying'];
+  const scenarios = ['slow', 'short', 'dying', 'garbled'];
 
   beforeAll(async () => {
     upstream = await startUpstream(protocol);
@@ -209,7 +221,7 @@ ${scenarios.map((scenario) => `  - { path: /${scenario}, service: ${scenario}, s
   async function expectBlamed(service: string, attempt: (name: string) => Promise<string>): Promise<void> {
     let line: Record<string, unknown> = {};
     for (let index = 0; index < BLAME_ATTEMPTS && line.errorClass !== 'reset-after-headers'; index += 1) {
-      line = await accessLineOf(gateway.process, await attempt(`try-${index}`));
+      line = await accessLineOf(gateway.process, await attempt(`${service}-${index}`));
       expect(line).toMatchObject({ status: 200, errorClass: expect.stringMatching(/^(reset-after-headers|client-slow-read)$/) });
     }
     expect(line).toMatchObject({ status: 200, errorClass: 'reset-after-headers' });
@@ -251,6 +263,16 @@ ${scenarios.map((scenario) => `  - { path: /${scenario}, service: ${scenario}, s
     await withLog(async () => {
       await expectBlamed('short', async (name) => {
         const path = `/short/bytes/${SHORT_SEND_TIMEOUT_MS}/${name}`;
+        await readAfterSendTimeout(path, name);
+        return path;
+      });
+    });
+  });
+
+  it.runIf(protocol === 'http')('blames the instance whose answer turns malformed while its client held it still: a send timeout closes, it does not garble', async () => {
+    await withLog(async () => {
+      await expectBlamed('garbled', async (name) => {
+        const path = `/garbled/garbled/${SEND_TIMEOUT_MS}/${name}`;
         await readAfterSendTimeout(path, name);
         return path;
       });
