@@ -21,6 +21,16 @@ describe('ClientHold', () => {
     expect(breakAt(hold, at)).toBe(excused ? 'client-slow-read' : 'reset-after-headers');
   });
 
+  it('over HTTP/2 (no after-hold excuse) excuses a break during a long hold only, not one after it ended', () => {
+    const hold = new ClientHold(false);
+    hold.begin(0);
+    expect(breakAt(hold, SLOW_READ_HOLD_MS)).toBe('client-slow-read');
+    hold.end(2 * SLOW_READ_HOLD_MS);
+    expect(breakAt(hold, 60_000)).toBe('reset-after-headers');
+    hold.begin(61_000);
+    expect(breakAt(hold, 61_010)).toBe('reset-after-headers');
+  });
+
   it.each(['reset-before-headers', 'body-timeout', 'cancelled', 'internal'] as const)('leaves a %s alone, even after a long hold', (errorClass) => {
     const hold = new ClientHold();
     hold.begin(0);

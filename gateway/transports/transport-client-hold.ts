@@ -28,6 +28,14 @@ export class ClientHold {
   /** A hold of `SLOW_READ_HOLD_MS` or more ended. */
   private heldLong = false;
 
+  /**
+   * `afterHold`: a break after a long hold ended is excused too (HTTP/1.1, whose close comes behind
+   * what the instance wrote before it). Over HTTP/2 the session is read on while one stream is held,
+   * so a stream's reset arrives as it is sent: only a break during a long hold is the client's, and
+   * a stream whose client paused once (a long gRPC stream) is still the instance's for the rest of its life.
+   */
+  constructor(private readonly afterHold = true) {}
+
   /** The transport stopped reading the upstream for the client at `now`; a hold already running goes on. */
   begin(now: number): void {
     if (this.since < 0) this.since = now;
@@ -47,7 +55,7 @@ export class ClientHold {
    */
   classOf(errorClass: GatewayErrorClass, now: number, error?: unknown): GatewayErrorClass {
     if (errorClass !== 'reset-after-headers' || isMalformedAnswer(error)) return errorClass;
-    return this.heldLong || (this.since >= 0 && now - this.since >= SLOW_READ_HOLD_MS) ? 'client-slow-read' : errorClass;
+    return (this.afterHold && this.heldLong) || (this.since >= 0 && now - this.since >= SLOW_READ_HOLD_MS) ? 'client-slow-read' : errorClass;
   }
 }
 

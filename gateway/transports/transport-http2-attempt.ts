@@ -344,7 +344,7 @@ export function http2Attempt(
         if (!sink!.write(chunk) && !settled) {
           // A slow client is not the upstream's silence: the idle-body timeout waits for it.
           timeout.stop();
-          const held = (hold ??= new ClientHold());
+          const held = (hold ??= new ClientHold(false));
           held.begin(performance.now());
           opened.pause();
           sink!.once('drain', () => {
