@@ -44,6 +44,7 @@ describe('RequestMetrics with flow statistics', () => {
     ['a forward-auth service that did not answer (502)', finished(502, { errorClass: 'auth-unavailable' }), 0],
     ["basicAuth's password checks queued full (503)", finished(503, { errorClass: 'auth-busy' }), 0],
     ['a route whose middleware could not be built (503)', finished(503, { errorClass: 'route-unavailable' }), 0],
+    ["a gRPC call its client stopped reading, cut by the instance's send timeout (UNAVAILABLE in a 200)", finished(200, { errorClass: 'client-slow-read', grpcStatus: 14 }), 0],
   ].map(([name, context, errors]) => [name as string, errors as number, context as GatewayContext] as const))('counts %s as %i errors', (_name, errors, context) => {
     const flow = recorded(context);
     expect(flow.of('service', 'user').total).toMatchObject({ requests: 1, errors });

@@ -60,7 +60,14 @@ const MAX_GRPC_METHODS = 1_000;
  * UNAVAILABLE), but the route's service was never asked, so the flow statistics count no error
  * for it ("blame only the guilty").
  */
-const OWN_DEPENDENCY_FAILURES: ReadonlySet<string> = new Set([RATE_LIMIT_UNAVAILABLE, 'auth-unavailable', 'auth-busy', 'route-unavailable']);
+const OWN_DEPENDENCY_FAILURES: ReadonlySet<string> = new Set([
+  RATE_LIMIT_UNAVAILABLE,
+  'auth-unavailable',
+  'auth-busy',
+  'route-unavailable',
+  // Nor is an answer its client stopped reading, which the instance's send timeout then cut: a gRPC call's UNAVAILABLE.
+  'client-slow-read',
+]);
 
 const upstreamErrorCell = (service: string, errorClass: string): CounterCell => upstreamErrorsTotal.cell({ service, class: errorClass });
 
