@@ -1,5 +1,5 @@
 import { Agent, type Dispatcher } from 'undici';
-import type { Picker } from '../../src/balance/picker.ts';
+import { UNUSED_PICK, type Picker } from '../../src/balance/picker.ts';
 import type { MirrorRouting } from '../config/index.ts';
 import type { AttemptResult } from '../transports/index.ts';
 import { reportAttempt } from '../transports/transport-outcome.ts';
@@ -71,7 +71,7 @@ export class MirrorSender {
     const pick = this.dependencies.pickerFor(settings.service)?.pick({ url: copy.path, headers: copy.headers });
     if (pick === undefined || pick.kind === 'none') return countMirrorDropped(route, 'no-instances');
     if (pick.instance.protocol !== 'http') {
-      pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+      pick.done(UNUSED_PICK);
       return countMirrorDropped(route, 'unsupported-protocol');
     }
     this.inFlight.set(route, out + 1);

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { nonePicker, type PickContext, type PickedEndpoint, type Picker } from '../../src/balance/picker.ts';
+import { nonePicker, UNUSED_PICK, type PickContext, type PickedEndpoint, type Picker } from '../../src/balance/picker.ts';
 import { hintServerNameOnMismatch } from '../../src/upstream-tls-hint.ts';
 import { retryConditionOf, type RetryCondition, type RouteConfig, type StickyCookie } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
@@ -185,7 +185,7 @@ export class AttemptLoop implements AttemptReceiver {
         // names the instance as `upstream`).
         this.unreported = undefined;
         context.outcome.unsent = true;
-        pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+        pick.done(UNUSED_PICK);
         sendGatewayError(context, 'deadline-exceeded');
         return this.end();
       }

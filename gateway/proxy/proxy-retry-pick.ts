@@ -1,4 +1,4 @@
-import type { PickContext, PickedEndpoint, PickResult, Picker } from '../../src/balance/picker.ts';
+import { UNUSED_PICK, type PickContext, type PickedEndpoint, type PickResult, type Picker } from '../../src/balance/picker.ts';
 
 /** Attempts to find an instance not tried yet before accepting a repeat. */
 const DISTINCT_PICK_TRIES = 4;
@@ -32,7 +32,7 @@ export function unlessTimedOut(picker: Picker, base: PickContext, pick: PickResu
   if (pick.kind !== 'endpoint' || timedOut === undefined || !timedOut.includes(pick.address)) return pick;
   const other = pickAvoiding(picker, base, pick, timedOut);
   if (other.kind !== 'endpoint' || !timedOut.includes(other.address)) return other;
-  other.done(UNUSED);
+  other.done(UNUSED_PICK);
   return { kind: 'none', reason: 'no-instances' };
 }
 
@@ -44,9 +44,6 @@ function pickAvoiding(picker: Picker, base: PickContext, first: PickedEndpoint, 
     held.push(pick);
     pick = picker.pick({ ...base, tried: avoid });
   }
-  for (const unused of held) unused.done(UNUSED);
+  for (const unused of held) unused.done(UNUSED_PICK);
   return pick;
 }
-
-/** What a pick released unused reports: `cancelled` frees the in-flight slot without feeding latency or health. */
-const UNUSED = { ok: false, latencyMs: 0, errorClass: 'cancelled' } as const;

@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
+import { UNUSED_PICK, type PickedEndpoint, type Picker } from '../../src/balance/picker.ts';
 import { isGatewayResourceCode, isNotUpstreamFault } from '../../src/health/upstream-outcome.ts';
 import type { Logger } from '../../src/logger.ts';
 import { plainIp, type ProxyProtocolVersion } from '../config/index.ts';
@@ -159,7 +159,7 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
     const onClientGone = () => {
       settle();
       upstream.destroy();
-      pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+      pick.done(UNUSED_PICK);
       record.errorClass = 'cancelled';
     };
     // The gateway out of file descriptors (EMFILE) never reached the instance: its own failure.
@@ -200,7 +200,7 @@ function distinctPick(picker: Picker, clientIp: string | undefined, tried: reado
     pick = picker.pick(context(again));
   }
   // Released unused: `cancelled` frees the slot without feeding latency or health.
-  for (const repeat of repeats) repeat.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+  for (const repeat of repeats) repeat.done(UNUSED_PICK);
   return pick;
 }
 

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { PickedEndpoint, PickOutcome } from '../../src/balance/picker.ts';
+import { UNUSED_PICK, type PickedEndpoint, type PickOutcome } from '../../src/balance/picker.ts';
 import type { GatewayContext, RequestOutcome } from '../context.ts';
 import { transformBody } from '../middleware/response-transform/index.ts';
 import { answerClassOf, blameClassOf, healthClassOf } from '../proxy/upstream-error.ts';
@@ -103,7 +103,7 @@ export function startCallDeadline(deadlineMs: number | undefined, onPassed: (err
  * a connection until its call's deadline passed): released unused, counted for and against nobody,
  * since the instance saw nothing (the wait was the gateway's own congestion, no latency of the instance's).
  */
-export const NEVER_SENT: PickOutcome = Object.freeze({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+export const NEVER_SENT: PickOutcome = UNUSED_PICK;
 
 /**
  * Reports one attempt's end to its pick: a 5xx answer as `http-5xx`, an answer to a gRPC call with

@@ -28,6 +28,9 @@ export interface PickContext {
 /** The outcome the proxy reports for a pick; alias of the health layer's `UpstreamOutcome`. */
 export type PickOutcome = UpstreamOutcome;
 
+/** What a pick released unused reports: `cancelled` frees its in-flight slot without feeding latency or health. */
+export const UNUSED_PICK: PickOutcome = Object.freeze({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+
 /** A chosen endpoint. The caller must call `done` exactly once when the attempt ends, however it ends. */
 export interface PickedEndpoint {
   readonly kind: 'endpoint';
@@ -37,8 +40,8 @@ export interface PickedEndpoint {
   /**
    * Reports how the attempt went: releases the in-flight slot, feeds latency estimates and
    * passive health. Calls after the first are ignored, so a cleanup path may call it again safely.
-   * A pick that is not used (a retry wanting another address) is released with
-   * `{ ok: false, latencyMs: 0, errorClass: 'cancelled' }`, which counts neither for nor against it.
+   * A pick that is not used (a retry wanting another address) is released with `UNUSED_PICK`
+   * (`{ ok: false, latencyMs: 0, errorClass: 'cancelled' }`), which counts neither for nor against it.
    */
   done(outcome: PickOutcome): void;
   /**
