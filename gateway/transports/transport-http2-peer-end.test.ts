@@ -169,6 +169,58 @@ describe('dropBody beside a request waiting for a stream', () => {
   });
 });
 
+describe('dropped bodies beside requests waiting for a stream of a pool of several sessions', () => {
+  afterEach(() => void vi.useRealTimers());
+
+  it('cancels one dropped body per waiting request, the oldest first, never every dropped body of every session', async () => {
+    // Two streams a session, two sessions: four never-ending pages the gateway drops hold them all.
+    const server = createServer({ settings: { maxConcurrentStreams: 2 } }, (_request, response) => void response.writeHead(404).write('never ends'));
+    /** The paths of the streams the server saw cancelled (RST_STREAM CANCEL), in order. */
+    const cancelled: string[] = [];
+    server.on('stream', (stream: ServerHttp2Stream, headers) =>
+      stream.once('close', () => {
+        if (stream.rstCode === constants.NGHTTP2_CANCEL) cancelled.push(String(headers[':path']));
+      }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${port}`, connectTimeoutMs: 10_000, tls: undefined }, { maxSessions: 2, idleMs: 10_000 });
+    try {
+      const reserved = await Promise.all([0, 1, 2, 3].map(() => pool.reserve()));
+      const sessions = [...new Set(reserved)];
+      expect(sessions).toHaveLength(2);
+      const pages = reserved.map((session, index) => {
+        const page = session.request({ ':path': `/page${index}` }).on('error', () => undefined);
+        page.once('close', () => pool.release(session));
+        return page;
+      });
+      await Promise.all(pages.map((page) => new Promise((resolve) => page.once('response', resolve))));
+      // The dropped bodies' timers (and the queue's wait) never fire from here: only a cancel frees a stream.
+      vi.useFakeTimers({ toFake: ['setTimeout'] });
+      for (const page of pages) dropBody(page);
+      let served = 0;
+      const next = () => void pool.reserve().then(() => (served += 1), () => undefined);
+      // A PING answered on each session: the server has read every frame sent before it, a cancel included.
+      const serverHasRead = () => Promise.all(sessions.map((session) => new Promise((resolve) => session.ping(resolve))));
+
+      next();
+      expect(await until(() => served === 1, 3_000), 'the first waiting request served').toBe(true);
+      await serverHasRead();
+      expect(cancelled).toEqual(['/page0']);
+
+      next();
+      expect(await until(() => served === 2, 3_000), 'the second waiting request served').toBe(true);
+      await serverHasRead();
+      expect(cancelled).toEqual(['/page0', '/page1']);
+      expect(pages.map((page) => page.closed)).toEqual([true, true, false, false]);
+    } finally {
+      vi.useRealTimers();
+      await pool.close(0);
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
 describe('cancelStream on a session that carries other streams', () => {
   let server: Http2Server | undefined;
   let pool: Http2SessionPool | undefined;

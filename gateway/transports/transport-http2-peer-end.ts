@@ -3,7 +3,9 @@ import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 
 /** Where a watched stream records that its peer's END_STREAM came (`watchPeerEnd`). */
 const PEER_ENDED = Symbol('switchboard.peerEnded');
-type WatchedStream = Http2Stream & { [PEER_ENDED]?: boolean };
+/** Where `cancelStream` marks a stream it reset: the gateway's doing, not the peer's (`cancelledByGateway`). */
+const CANCELLED = Symbol('switchboard.cancelledByGateway');
+type WatchedStream = Http2Stream & { [PEER_ENDED]?: boolean; [CANCELLED]?: boolean };
 
 /** node:http2's streams inherit Readable's `push` (a unit test holds it so on each Node version). */
 const readablePush = Readable.prototype.push;
@@ -36,6 +38,11 @@ export function peerEnded(stream: Http2Stream): boolean {
   return (stream as WatchedStream)[PEER_ENDED] === true;
 }
 
+/** Whether the gateway reset `stream` itself (`cancelStream`), rather than its peer or their connection. */
+export function cancelledByGateway(stream: Http2Stream): boolean {
+  return (stream as WatchedStream)[CANCELLED] === true;
+}
+
 /** A watched stream's `push`. */
 function pushWatched(this: WatchedStream, chunk: unknown, encoding?: BufferEncoding): boolean {
   if (chunk === null && !this.closed) this[PEER_ENDED] = true;
@@ -65,6 +72,7 @@ const NODE_ABORT_ERROR: Error = (() => {
 export function cancelStream(stream: Http2Stream): void {
   // Read before the destroy, which detaches the stream from its session.
   const session = stream.session as CountedSession | undefined;
+  (stream as WatchedStream)[CANCELLED] = true;
   stream.destroy(NODE_ABORT_ERROR);
   if (session !== undefined) countResetSent(session);
 }
@@ -76,12 +84,14 @@ export function cancelStream(stream: Http2Stream): void {
  * read with the head, and a node server sends END_STREAM in a frame of its own after the page, so
  * a cancel at the head reset whole answers, each counted towards `RESETS_BEFORE_RETIRING`. A page
  * that never ends, or a large one, is cancelled rather than read until the idle-body timeout.
+ * Cancelled at once instead when a request of the session's pool waits for a stream that no other
+ * cancel frees already (`STREAMS_WANTED`).
  */
 export function dropBody(stream: Http2Stream): void {
   if (stream.closed) return;
   const session = stream.session as CountedSession | undefined;
   // A request already waits for a stream of this session's pool: it is given this one at once.
-  if (session?.[STREAMS_WANTED]?.() === true) return cancelStream(stream);
+  if (session?.[STREAMS_WANTED]?.() === true) return cancelForWaiting(session, stream);
   let bytes = 0;
   const cancel = () => {
     if (!stream.closed) cancelStream(stream);
@@ -91,8 +101,9 @@ export function dropBody(stream: Http2Stream): void {
     bytes += chunk.length;
     if (bytes > DROPPED_BODY_BYTES) cancel();
   });
-  const dropping = session === undefined ? undefined : (session[DROPPING] ??= new Set());
-  dropping?.add(stream);
+  // A Map keeps its insertion order: the oldest dropped body first.
+  const dropping = session === undefined ? undefined : (session[DROPPING] ??= new Map());
+  dropping?.set(stream, performance.now());
   stream.once('close', () => {
     clearTimeout(timer);
     dropping?.delete(stream);
@@ -100,22 +111,51 @@ export function dropBody(stream: Http2Stream): void {
   stream.resume();
 }
 
-/**
- * Cancels at once the bodies `dropBody` still reads on `session`: its pool has a request waiting
- * for a stream (`Http2SessionPool`), which would otherwise wait up to `DROPPED_BODY_MS` for a stream
- * that nobody reads, and past its wait get a 503 pool-overflow. A burst of never-ending replaced
- * answers held every stream of a session for a second each.
- */
-export function cancelDroppedBodies(session: Http2Session): void {
+/** When the oldest body `dropBody` still reads on `session` was dropped (`performance.now()`), or undefined when it reads none. */
+export function oldestDroppedAt(session: Http2Session): number | undefined {
   const dropping = (session as CountedSession)[DROPPING];
-  if (dropping === undefined) return;
-  for (const stream of [...dropping]) if (!stream.closed) cancelStream(stream);
+  if (dropping === undefined) return undefined;
+  for (const [stream, since] of dropping) if (!stream.closed) return since;
+  return undefined;
 }
 
-/** Set on a session by its pool: whether a request waits for a stream (`dropBody` then cancels at once). */
+/**
+ * Cancels the oldest body `dropBody` still reads on `session`, for a request of its pool that waits
+ * for a stream (`Http2SessionPool`) and would otherwise wait up to `DROPPED_BODY_MS` for one that
+ * nobody reads, and past its wait get a 503 pool-overflow; true if there was one. One body per
+ * waiting request, not all of them: each cancel is an RST_STREAM the instance counts towards its
+ * Rapid Reset limit, and the oldest is the likeliest never to end (a small page ends soon after its
+ * head, with no reset) and the nearest to its own cancel at `DROPPED_BODY_MS`.
+ */
+export function cancelOldestDropped(session: Http2Session): boolean {
+  const dropping = (session as CountedSession)[DROPPING];
+  if (dropping === undefined) return false;
+  for (const stream of dropping.keys()) {
+    if (stream.closed) continue;
+    cancelForWaiting(session as CountedSession, stream);
+    return true;
+  }
+  return false;
+}
+
+/** Streams of `session` cancelled for a waiting request that have not closed yet: the pool's waiting requests they are to serve. */
+export function streamsFreeing(session: Http2Session): number {
+  return (session as CountedSession)[FREEING] ?? 0;
+}
+
+/** Cancels a dropped body's `stream` for a waiting request, counted in `streamsFreeing` until it closes (its 'close' gives its stream back to the pool). */
+function cancelForWaiting(session: CountedSession, stream: Http2Stream): void {
+  session[FREEING] = (session[FREEING] ?? 0) + 1;
+  stream.once('close', () => (session[FREEING]! -= 1));
+  cancelStream(stream);
+}
+
+/** Set on a session by its pool: whether a request waits for a stream that a cancel on this session would serve (`dropBody` then cancels at once). */
 export const STREAMS_WANTED = Symbol('switchboard.streamsWanted');
-/** Where `dropBody` keeps the streams whose bodies it reads on a session. */
+/** Where `dropBody` keeps the streams whose bodies it reads on a session, oldest first, with when each was dropped. */
 const DROPPING = Symbol('switchboard.droppingBodies');
+/** Where `cancelForWaiting` counts a session's streams cancelled for waiting requests and not yet closed. */
+const FREEING = Symbol('switchboard.streamsFreeing');
 
 /** The most of a dropped body read on before its stream is cancelled (`dropBody`): a stream's initial flow-control window. */
 export const DROPPED_BODY_BYTES = 64 * 1024;
@@ -176,7 +216,8 @@ type CountedSession = NonNullable<Http2Stream['session']> & {
   [ANSWERS_REFUSED]?: number;
   [MAY_RETIRE]?: () => boolean;
   [STREAMS_WANTED]?: () => boolean;
-  [DROPPING]?: Set<Http2Stream>;
+  [DROPPING]?: Map<Http2Stream, number>;
+  [FREEING]?: number;
 };
 
 /**

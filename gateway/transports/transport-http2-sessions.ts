@@ -1,5 +1,5 @@
 import { constants, type ClientHttp2Session, type Settings } from 'node:http2';
-import { cancelDroppedBodies, MAY_RETIRE, STREAMS_WANTED } from './transport-http2-peer-end.ts';
+import { cancelOldestDropped, MAY_RETIRE, oldestDroppedAt, STREAMS_WANTED, streamsFreeing } from './transport-http2-peer-end.ts';
 import { openPooledSession, type Http2Target, type PooledSession } from './transport-http2-session-open.ts';
 import { DEFAULT_HTTP2_MAX_PENDING_STREAMS, Http2StreamQueue, STREAM_WAIT_WITHOUT_CONNECT_TIMEOUT_MS } from './transport-http2-stream-queue.ts';
 
@@ -253,9 +253,48 @@ export class Http2SessionPool {
     if (this.queue.length >= maxPending) return Promise.reject(new Http2PoolFullError(`${sessions()}, and ${maxPending} requests already wait for a stream`));
     const waitMs = connectTimeoutMs || STREAM_WAIT_WITHOUT_CONNECT_TIMEOUT_MS;
     const waiting = this.queue.add(waitMs, () => new Http2PoolFullError(`${sessions()}: no stream came free within ${waitMs} ms`));
-    // Streams held only for a replaced answer's body nobody reads come free for it (their close serves the queue).
-    for (const entry of this.entries) cancelDroppedBodies(entry.session);
+    // A stream held only for a replaced answer's body nobody reads comes free for it (its close serves the queue).
+    this.freeDroppedStream();
     return waiting;
+  }
+
+  /**
+   * Cancels one dropped body (`cancelOldestDropped`) for a request that waits and that no cancel
+   * frees a stream for yet: the oldest of the pool's, on a session where the freed stream can be
+   * taken. Not every dropped body of every session: each cancel is an RST_STREAM the instance counts
+   * towards its Rapid Reset limit (and `cancelStream` towards retiring the session), and one request
+   * takes one stream.
+   */
+  private freeDroppedStream(): void {
+    if (this.unserved() <= 0) return;
+    let oldest: PooledSession | undefined;
+    let oldestAt = Infinity;
+    for (const entry of this.entries) {
+      if (!this.freeingServes(entry)) continue;
+      const droppedAt = oldestDroppedAt(entry.session);
+      if (droppedAt !== undefined && droppedAt < oldestAt) {
+        oldest = entry;
+        oldestAt = droppedAt;
+      }
+    }
+    if (oldest !== undefined) cancelOldestDropped(oldest.session);
+  }
+
+  /** Requests waiting for a stream less the streams cancelled for them that have not closed yet (`streamsFreeing`). */
+  private unserved(): number {
+    let unserved = this.queue.length;
+    for (const entry of this.entries) unserved -= streamsFreeing(entry.session);
+    return unserved;
+  }
+
+  /**
+   * Whether a stream freed on `entry` goes to a waiting request: its session takes new streams (not
+   * going away) and, with the streams already being freed on it, is over its peer's limit by none
+   * (a limit the peer lowered below the streams in flight leaves a freed stream no room).
+   */
+  private freeingServes(entry: PooledSession): boolean {
+    const { session } = entry;
+    return !session.closed && !session.destroyed && entry.active - streamsFreeing(session) <= entry.limit;
   }
 
   /** Gives the waiting reservations, oldest first, the streams there is room for now, opening sessions up to `maxSessions`. */
@@ -278,8 +317,8 @@ export class Http2SessionPool {
     // Retired for a burst of resets (`cancelStream`) only when the requests after have somewhere to go.
     (session as ClientHttp2Session & { [MAY_RETIRE]?: () => boolean })[MAY_RETIRE] = () =>
       this.entries.length < this.limits.maxSessions || this.entries.some((other) => other !== entry && !other.session.closed && !other.session.destroyed);
-    // A dropped body's stream goes to a request waiting for one at once (`dropBody`).
-    (session as ClientHttp2Session & { [STREAMS_WANTED]?: () => boolean })[STREAMS_WANTED] = () => this.queue.length > 0;
+    // A dropped body's stream goes at once to a request waiting for one that no other cancel serves (`dropBody`).
+    (session as ClientHttp2Session & { [STREAMS_WANTED]?: () => boolean })[STREAMS_WANTED] = () => this.queue.length > 0 && this.freeingServes(entry) && this.unserved() > 0;
     // Every SETTINGS frame may change the limit; streams already over a lowered one stay (node queues them).
     session.on('remoteSettings', (settings: Settings) => {
       entry.limit = settings.maxConcurrentStreams ?? INITIAL_MAX_CONCURRENT_STREAMS;
