@@ -56,7 +56,9 @@ export function withErrorPageHeaders(headers: OutgoingHttpHeaders, page: ErrorPa
  * upstream that trickles it for ever would otherwise hold its connection and its request's slots for
  * ever: towards HTTP/1.1 the transport gives it the idle-body timeout in all, not per chunk, and
  * towards HTTP/2 drops it as it drops any replaced answer's (`dropBody`: 64 KiB and 1 s, then its
- * stream cancelled), where a cancel costs a stream, not the connection (`ErrorPageDrain`).
+ * stream cancelled), where a cancel costs a stream, not the connection (`ErrorPageDrain`). Either
+ * way the attempt ends with that body: an upstream that breaks it midway is blamed for it
+ * (`reset-after-headers`) as for a forwarded body, a cancel of the gateway's blames nobody.
  */
 export function sendErrorPage(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders, page: ErrorPage): Writable {
   const head = context.request.method === 'HEAD';

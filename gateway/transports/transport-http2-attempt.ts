@@ -14,7 +14,7 @@ import { CallbackDeadline } from './attempt-deadline.ts';
 import { ClientHold } from './transport-client-hold.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { refusalClassOf, requestHeaders, responseHeaders, unsendableHead } from './transport-http2-headers.ts';
-import { cancelStream, countRefusedAnswer, dropBody, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
+import { cancelledByGateway, cancelStream, countRefusedAnswer, dropBody, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyRefusedError, ClientGoneError, HeadTooLargeError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
 import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
@@ -90,6 +90,8 @@ export function http2Attempt(
     let tapped: Writable | undefined;
     /** The times the client's back-pressure held the body still; made at the first (most answers never have one). */
     let hold: ClientHold | undefined;
+    /** The answer's body is dropped (`leaveUnread`): read on or cancelled by `dropBody`, the attempt ending with it. */
+    let dropping = false;
 
     /** Stops the timers and the client's 'close' listener; true the first time. */
     const settle = (): boolean => {
@@ -111,6 +113,8 @@ export function http2Attempt(
       resolve(result);
     };
     const fail = (error: Error) => {
+      // The gateway cancelled the body it dropped (`leaveUnread`): the answer was taken whole enough.
+      if (dropping && stream !== undefined && cancelledByGateway(stream)) return finish({ ok: true });
       let errorClass = classifyUpstreamError(error, responseStarted);
       if (errorClass === 'upstream-refused' && sentHead !== undefined) errorClass = refusalClassOf(sentHead);
       // The upstream closed a stream its client had stopped reading (its send timeout): the client's doing.
@@ -155,14 +159,20 @@ export function http2Attempt(
       if (!opened.closed) cancelStream(opened);
     };
     /**
-     * Nobody reads the body of an answer the client got another in place of (a gRPC-Web call's 404
-     * page, an `errors` page): the attempt is answered, and the body dropped (`dropBody`): read to
-     * its end when it is small and ends soon, else its stream cancelled rather than read until the
-     * idle-body timeout, holding the stream and the request's slots meanwhile.
+     * Nobody reads the body of an answer the client got another in place of (an `errors` page, a
+     * `cache`'s stored answer, a gRPC-Web call's status for an answer that is not gRPC): the body is dropped (`dropBody`): read to its end when it is small
+     * and ends soon, else its stream cancelled rather than read until the idle-body timeout, holding
+     * the stream and the request's slots meanwhile. The attempt ends with the body, as a forwarded
+     * one's does: answered at its end, or when the gateway cancelled it (the gateway's choice, nobody's
+     * fault), and failed when the upstream reset it or its connection broke first
+     * (`reset-after-headers`, the instance's, as towards HTTP/1.1). Its bound is `dropBody`'s, not
+     * the idle-body timeout or the call's deadline: the client was answered already.
      */
     const leaveUnread = (opened: ClientHttp2Stream, flags: number) => {
       if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) return;
-      finish({ ok: true });
+      dropping = true;
+      timeout.stop();
+      clearTimeout(deadlineTimer);
       dropBody(opened);
     };
     const timedOut = () => {
@@ -334,7 +344,7 @@ export function http2Attempt(
         if (sink !== undefined && tapsBody(sink) && whenBodyUnwanted(sink, () => leaveBody(opened))) tapped = sink;
       });
       opened.on('data', (chunk: Buffer) => {
-        if (settled) return;
+        if (settled || dropping) return;
         timeout.extend();
         grpcWeb?.push(chunk);
         if (buffered) return void buffered.push(chunk);

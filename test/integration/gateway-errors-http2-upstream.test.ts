@@ -2,7 +2,8 @@
 // upstream's head, and the upstream's body is dropped as a replaced answer's is (dropBody): a page
 // that ends soon is read to its end, its stream not reset, and one that never ends is cancelled
 // (RST_STREAM CANCEL) within a second, not read on until the route's idle-body timeout, its stream
-// and the request's slots held meanwhile.
+// and the request's slots held meanwhile. The attempt ends with that body: the gateway's cancel
+// blames nobody, and an upstream that resets its body midway is blamed as for a forwarded body.
 import { writeFile } from 'node:fs/promises';
 import { constants, createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -20,13 +21,16 @@ describe('errors: a page in place of an HTTP/2 instance’s error answer', () =>
   let dir: string;
   /** The RST_STREAM code each upstream stream closed with (0 for none), by path. */
   const closes = new Map<string, number>();
+  let resetMidBody: (() => void) | undefined;
 
   beforeAll(async () => {
     // /open sends the head and part of its body, and never ends it: only a cancel closes its stream.
+    // /reset does the same, and the test resets it (`resetMidBody`) once the client has its page.
     upstream = createHttp2Server((request, response) => {
       request.stream.once('close', () => closes.set(request.url, request.stream.rstCode ?? 0));
       response.writeHead(500, { 'content-type': 'text/plain' });
-      if (request.url === '/open') response.write('x'.repeat(4_000));
+      if (request.url === '/reset') resetMidBody = () => request.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+      if (request.url === '/open' || request.url === '/reset') response.write('x'.repeat(4_000));
       else response.end('upstream error body');
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
@@ -70,5 +74,13 @@ routes:
     expect(await sendRequest(gateway.port, '/whole')).toMatchObject({ status: 500, body: PAGE_5XX });
     await waitFor(() => closes.has('/whole'), { timeoutMs: 5_000, message: "the whole body's stream to close" });
     expect(closes.get('/whole')).toBe(0);
+  });
+
+  it('blames the upstream that resets its error body midway, as it would for a forwarded body: the request logged reset-after-headers', async () => {
+    // The client has the page from the head; the body is still being read (and dropped) when the upstream resets it.
+    expect(await sendRequest(gateway.port, '/reset')).toMatchObject({ status: 500, body: PAGE_5XX });
+    resetMidBody!();
+    const line = await accessLine('/reset');
+    expect(line).toMatchObject({ status: 500, bytes: PAGE_5XX.length, errorClass: 'reset-after-headers' });
   });
 });
