@@ -14,8 +14,8 @@ export interface PickContext {
    * of them: the balancer then chooses an eligible member not among them when there is one
    * (least-connections and p2c the least loaded such member; random a weighted draw among them;
    * weighted round-robin by nginx's smooth step over them; consistent hash the next owner clockwise
-   * on its ring, or without a key a weighted draw; round-robin turns on by itself). Absent on a
-   * request's usual picks.
+   * on its ring, or without a key a weighted draw; round-robin the first after its cursor, which
+   * moves past it). Absent on a request's usual picks.
    */
   readonly tried?: readonly string[];
   /**
