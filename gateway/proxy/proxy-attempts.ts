@@ -158,7 +158,8 @@ export class AttemptLoop implements AttemptReceiver {
     let pick = picker.pick(this.pickContext);
     // Only a retry can repeat an instance; the first attempt takes its pick as it is.
     if (firstTried !== undefined && pick.kind === 'endpoint' && (pick.address === firstTried || laterTried?.includes(pick.address) === true)) {
-      pick = unlessTimedOut(picker, this.pickContext, distinctPick(picker, this.pickContext, pick, firstTried, laterTried), this.timedOut);
+      const sameContext = () => this.pickContext;
+      pick = unlessTimedOut(picker, sameContext, distinctPick(picker, sameContext, pick, laterTried ? [firstTried, ...laterTried] : [firstTried]), this.timedOut);
     }
     // After a failed attempt, what the client needs to hear is that failure, not "none left".
     if (pick.kind === 'none') {

@@ -1,23 +1,41 @@
 import { UNUSED_PICK, type PickContext, type PickedEndpoint, type PickResult, type Picker } from '../../src/balance/picker.ts';
 
-/** Attempts to find an instance not tried yet before accepting a repeat. */
+/** Picks in all (the first included) to find an instance not tried yet before accepting a repeat. */
 const DISTINCT_PICK_TRIES = 4;
 
 /**
- * A retry's pick of an instance not tried yet, when the balancer offers one within
- * `DISTINCT_PICK_TRIES` picks, else the last repeat. `repeat` (a pick of a tried instance) and the
- * later repeats are held until the search ends, so that least-connections and p2c count them and
- * turn to the others (released at once, a repeat would win the next pick again); each further pick
- * carries `tried`, which balancers that would repeat themselves (least-connections, hashes, random
- * draws) skip. Only retries get here, so the usual single attempt allocates nothing for it.
+ * The context of a retry search's pick number `again` (0 the first, made before the search; 1 to
+ * `DISTINCT_PICK_TRIES - 1` the further ones, which the search gives `tried` besides). The HTTP
+ * attempt loop answers its request's context for each; the tcp forwarder salts the client IP per
+ * try (`<ip>#<try>`), which moves consistent-hash to another ring position.
  */
-export function distinctPick(picker: Picker, base: PickContext, repeat: PickedEndpoint, firstTried: string, laterTried: readonly string[] | undefined): PickResult {
-  return pickAvoiding(picker, base, repeat, laterTried ? [firstTried, ...laterTried] : [firstTried]);
+export type RetryPickContext = (again: number) => PickContext;
+
+/**
+ * A retry's pick of an instance not in `tried`, when the balancer offers one within
+ * `DISTINCT_PICK_TRIES` picks, else the last repeat. `first` (the retry's usual pick, made with
+ * `context(0)`) and the later repeats are held until the search ends, so that least-connections and
+ * p2c count them and turn to the others (released at once, a repeat would win the next pick
+ * again); each further pick carries `tried`, which every balancer skips (least-connections and p2c
+ * take the least loaded untried member, random a weighted draw among them, round-robin the first
+ * after its cursor, hashes walk on). Only retries get here, so the usual single attempt allocates
+ * nothing for it.
+ */
+export function distinctPick(picker: Picker, context: RetryPickContext, first: PickResult, tried: readonly string[]): PickResult {
+  const held: PickedEndpoint[] = [];
+  let pick = first;
+  for (let again = 1; pick.kind === 'endpoint' && tried.includes(pick.address) && again < DISTINCT_PICK_TRIES; again += 1) {
+    held.push(pick);
+    pick = picker.pick({ ...context(again), tried });
+  }
+  // Released unused: `cancelled` frees the slot without feeding latency or health.
+  for (const unused of held) unused.done(UNUSED_PICK);
+  return pick;
 }
 
 /**
  * `pick`, or, when it names an instance whose connect timed out earlier in the same request or
- * connection (`timedOut`), a pick among the others (`PickContext.tried` set to them), or none when
+ * connection (`timedOut`), a pick among the others (`distinctPick` avoiding them), or none when
  * the balancer offers no other within `DISTINCT_PICK_TRIES` picks (the picks are then released
  * unused): a connect left unanswered is retried on another instance, never on the same one, as
  * Envoy's `previous_hosts` retry predicate and nginx's `proxy_next_upstream`, which tries no server
@@ -28,22 +46,10 @@ export function distinctPick(picker: Picker, base: PickContext, repeat: PickedEn
  * the request whenever it fell on a timed-out one. Only a retry with a failure to report gets here,
  * so the none's reason is never the answer.
  */
-export function unlessTimedOut(picker: Picker, base: PickContext, pick: PickResult, timedOut: readonly string[] | undefined): PickResult {
+export function unlessTimedOut(picker: Picker, context: RetryPickContext, pick: PickResult, timedOut: readonly string[] | undefined): PickResult {
   if (pick.kind !== 'endpoint' || timedOut === undefined || !timedOut.includes(pick.address)) return pick;
-  const other = pickAvoiding(picker, base, pick, timedOut);
+  const other = distinctPick(picker, context, pick, timedOut);
   if (other.kind !== 'endpoint' || !timedOut.includes(other.address)) return other;
   other.done(UNUSED_PICK);
   return { kind: 'none', reason: 'no-instances' };
-}
-
-/** `first`, or the first of up to `DISTINCT_PICK_TRIES` picks (each with `tried: avoid`) whose instance is not in `avoid`, else the last; the others are held until the search ends, then released unused. */
-function pickAvoiding(picker: Picker, base: PickContext, first: PickedEndpoint, avoid: readonly string[]): PickResult {
-  const held: PickedEndpoint[] = [];
-  let pick: PickResult = first;
-  for (let again = 1; pick.kind === 'endpoint' && avoid.includes(pick.address) && again < DISTINCT_PICK_TRIES; again += 1) {
-    held.push(pick);
-    pick = picker.pick({ ...base, tried: avoid });
-  }
-  for (const unused of held) unused.done(UNUSED_PICK);
-  return pick;
 }

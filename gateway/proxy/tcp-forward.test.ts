@@ -23,7 +23,8 @@ function scriptedPicker(ports: (number | 'none')[]) {
   const picker: Picker = {
     peek: () => ({ kind: 'none', reason: 'no-healthy-instances' }),
     pick(context): PickResult {
-      contexts.push(context);
+      // As it was at the pick: the forwarder's tried list grows after it.
+      contexts.push(structuredClone(context));
       const port = ports[Math.min(index++, ports.length - 1)]!;
       if (port === 'none') return { kind: 'none', reason: 'no-healthy-instances' };
       const address = `127.0.0.1:${port}`;
@@ -175,6 +176,22 @@ describe('forwardConnection', () => {
     ]);
     expect(attempts).toEqual([[`127.0.0.1:${refused}`, 'connect-refused'], [`127.0.0.1:${upstream}`, undefined]]);
     expect(contexts[0]).toEqual({ clientIp: '127.0.0.1' });
+  });
+
+  it("salts the client IP of a retry's picks per try, and names the tried instances on a repeat's", async () => {
+    const refused = await freePort();
+    const upstream = await listen((socket) => socket.end('served'));
+    // The retry's pick lands on the refused instance again: released unused, and picked once more with `tried`.
+    const { picker, outcomes, contexts } = scriptedPicker([refused, refused, upstream]);
+    const { port } = await front(picker, { ...POLICY, attempts: 2 });
+    const client = connect({ port, host: '127.0.0.1' });
+    expect((await readAll(client)).toString()).toBe('served');
+    expect(contexts).toEqual([{ clientIp: '127.0.0.1' }, { clientIp: '127.0.0.1#1' }, { clientIp: '127.0.0.1#2', tried: [`127.0.0.1:${refused}`] }]);
+    expect(outcomes.map(({ address, outcome }) => [address, outcome.errorClass])).toEqual([
+      [`127.0.0.1:${refused}`, 'connect-refused'],
+      [`127.0.0.1:${refused}`, 'cancelled'],
+      [`127.0.0.1:${upstream}`, undefined],
+    ]);
   });
 
   it('moves a retry off a refusing instance that least-connections keeps choosing (repeats are held while it picks again)', async () => {

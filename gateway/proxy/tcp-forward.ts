@@ -7,7 +7,7 @@ import { cutByDrain } from '../entrypoints/drain-cut.ts';
 import { tcpServiceCells, type TcpServiceCells } from '../telemetry/index.ts';
 import type { AttemptObserver } from './proxy.ts';
 import { proxyProtocolHeader } from './proxy-protocol.ts';
-import { unlessTimedOut } from './proxy-retry-pick.ts';
+import { distinctPick, unlessTimedOut, type RetryPickContext } from './proxy-retry-pick.ts';
 import { spliceSockets } from './socket-splice.ts';
 
 /** How one client connection is forwarded: where to, how often to try, and for how long. */
@@ -55,9 +55,6 @@ export interface TcpConnectionRecord {
   /** Bytes of the client's forwarded to the upstream (the PROXY header not counted). */
   bytesReceived: number;
 }
-
-/** Picks to find an instance not tried yet before accepting a repeat. */
-const DISTINCT_PICK_TRIES = 4;
 
 /**
  * Forwards `client` (paused, nothing read yet) to an instance of `policy.service`: picks one (the
@@ -123,7 +120,8 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
     if (client.destroyed) return;
     // A retry picks from the balancer in force (a reload may have replaced or closed the first one), as HTTP retries do.
     const current = number === 1 ? picker : (dependencies.pickerFor(service) ?? picker);
-    const pick = unlessTimedOut(current, clientIp === undefined ? {} : { clientIp }, distinctPick(current, clientIp, tried), timedOut);
+    const context = saltedContext(clientIp, tried.length);
+    const pick = unlessTimedOut(current, context, distinctPick(current, context, current.pick(context(0)), tried), timedOut);
     if (pick.kind === 'none') {
       if (lastError !== undefined) return void client.destroy();
       record.errorClass = pick.reason;
@@ -182,26 +180,17 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
 }
 
 /**
- * A pick of an instance not in `tried`, when the balancer offers one within `DISTINCT_PICK_TRIES`.
- * Repeats are held until the search ends, so that least-connections and p2c count them and turn
- * to the others (released at once, a repeat would win again on the next pick); a retry also hashes
- * a different key (`<client ip>#<try>`), which moves consistent-hash to another ring position.
+ * The context of a connection's picks after `tries` attempts: the client IP is the consistent-hash
+ * key, and every later pick, a retry's or a repeat's, hashes a different one (`<client ip>#<n>`, n
+ * the attempts made plus the repeats of this search), which moves consistent-hash to another ring
+ * position; `distinctPick` adds `tried` to the repeats.
  */
-function distinctPick(picker: Picker, clientIp: string | undefined, tried: readonly string[]) {
-  // A repeat pick also names the tried instances, which every balancer but round-robin skips (PickContext.tried).
-  const context = (again: number) => {
-    const salted = clientIp === undefined ? {} : { clientIp: tried.length + again === 0 ? clientIp : `${clientIp}#${tried.length + again}` };
-    return again === 0 ? salted : { ...salted, tried };
+function saltedContext(clientIp: string | undefined, tries: number): RetryPickContext {
+  return (again) => {
+    if (clientIp === undefined) return {};
+    const salt = tries + again;
+    return { clientIp: salt === 0 ? clientIp : `${clientIp}#${salt}` };
   };
-  let pick = picker.pick(context(0));
-  const repeats: PickedEndpoint[] = [];
-  for (let again = 1; pick.kind === 'endpoint' && tried.includes(pick.address) && again < DISTINCT_PICK_TRIES; again += 1) {
-    repeats.push(pick);
-    pick = picker.pick(context(again));
-  }
-  // Released unused: `cancelled` frees the slot without feeding latency or health.
-  for (const repeat of repeats) repeat.done(UNUSED_PICK);
-  return pick;
 }
 
 function unavailable(client: Socket, cells: TcpServiceCells, dependencies: TcpForwardDependencies, service: string, reason: 'no-instances' | 'no-healthy-instances'): void {
