@@ -80,7 +80,12 @@ export class MirrorSender {
     const started = performance.now();
     const signal = AbortSignal.timeout(settings.timeoutMs);
     let status = 0;
-    void this.exchange({ origin: `http://${pick.address}`, path: copy.path, method: copy.method as Dispatcher.HttpMethod, headers, body: copy.body ?? null, signal }, (answer) => (status = answer))
+    let answeredAt: number | undefined;
+    const answered = (answer: number): void => {
+      status = answer;
+      answeredAt = performance.now();
+    };
+    void this.exchange({ origin: `http://${pick.address}`, path: copy.path, method: copy.method as Dispatcher.HttpMethod, headers, body: copy.body ?? null, signal }, answered)
       .then(
         (): AttemptResult => ({ ok: true }),
         (error: unknown): AttemptResult => {
@@ -90,7 +95,7 @@ export class MirrorSender {
       )
       .then((result) => {
         this.inFlight.set(route, (this.inFlight.get(route) ?? 1) - 1);
-        reportAttempt(pick, started, status, result);
+        reportAttempt(pick, started, answeredAt, status, result);
         this.dependencies.observer?.attempt(settings.service, pick.address, result.ok ? answerClassOf(status, undefined) : result.errorClass);
         countMirrorRequest(route, result.ok ? 'answered' : 'failed');
       });

@@ -540,7 +540,7 @@ describe('dispatchAttempt timeouts', () => {
     expect(sweptDeadlines()).toBe(0);
   });
 
-  it('does not count the time a slow client holds the body back against the upstream', async () => {
+  it('does not count the time a slow client holds the body back against the upstream, in its timeouts nor in its latency sample', async () => {
     const bytes = 32 * 1024 * 1024;
     timeouts = { headersTimeoutMs: 5_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS };
     const { port } = gateway.address() as AddressInfo;
@@ -554,9 +554,14 @@ describe('dispatchAttempt timeouts', () => {
     client.on('data', (chunk: Buffer) => (received += chunk.length));
     client.resume();
     await new Promise((resolve) => client.on('close', resolve));
-    const { result } = await last;
+    const { result, outcome, ms } = await last;
     expect(result).toMatchObject({ ok: true });
     expect(received).toBeGreaterThan(bytes);
+    // The balancer's latency sample ends at the response head, not after the client's hold of over
+    // 2 s (the attempt, ending with the body, took that long): orders of magnitude apart.
+    expect(ms).toBeGreaterThanOrEqual(2 * OWN_TIMER_BELOW_MS);
+    // The old sample was at least the hold; the head's, on this shared machine, well under it.
+    expect(outcome.latencyMs).toBeLessThan(OWN_TIMER_BELOW_MS);
     expect(sweptDeadlines()).toBe(0);
   });
 

@@ -120,6 +120,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   /** The times the client's back-pressure held the body still; made at the first (most answers never have one). */
   private hold: ClientHold | undefined = undefined;
   protected status = 0;
+  /** When the response's head came (a final status, or a WebSocket's 101): the end of the attempt's latency sample (`latencySample`). */
+  protected answeredAt: number | undefined = undefined;
   private controller: Dispatcher.DispatchController | undefined = undefined;
   private readonly response: GatewayContext['response'];
   /** Whether this attempt added its own 'close' listener (no shared one on the response). */
@@ -201,6 +203,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     const context = this.context;
     this.startDeadline(this.timeouts.bodyTimeoutMs);
     this.status = statusCode;
+    this.answeredAt = performance.now();
     context.outcome.status = statusCode;
     // Over HTTP/1.1 a gRPC call is gRPC-Web, its status in these headers or in the body's last frame.
     if (isGrpcRequest(context.request.headers)) {
@@ -385,7 +388,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       // stream queue does (deadline-exceeded with the time waited was a latency sample for p2c-ewma). A
       // connection that failed meanwhile comes here with its own error, the instance's fault.
       if (!result.ok && this.unsent !== undefined && result.error === this.unsent) this.pick.done(NEVER_SENT);
-      else reportAttempt(this.pick, this.started, this.status, result, this.grpcStatus, this.context.outcome);
+      else reportAttempt(this.pick, this.started, this.answeredAt, this.status, result, this.grpcStatus, this.context.outcome);
     } finally {
       // The held slot is given back even if reporting failed.
       this.letGo?.();

@@ -83,6 +83,8 @@ export function http2Attempt(
     // Until the session promise settles.
     let connecting = true;
     let status = 0;
+    /** When the response's HEADERS came: the end of the attempt's latency sample (`latencySample`). */
+    let answeredAt: number | undefined;
     // A gRPC call's `grpc-status` (Trailers-Only headers, else the trailers): it decides the outcome, which is reported at the stream's end.
     let grpcStatus: number | undefined;
     const timeout = new CallbackDeadline(() => timedOut());
@@ -109,7 +111,7 @@ export function http2Attempt(
       // A body read on for a tap alone has nobody else to tell that it broke off.
       if (!result.ok && tapped !== undefined) stopTap(tapped);
       if (!result.ok) body?.unpipe();
-      reportAttempt(pick, started, status, result, grpcStatus, context.outcome);
+      reportAttempt(pick, started, answeredAt, status, result, grpcStatus, context.outcome);
       resolve(result);
     };
     const fail = (error: Error) => {
@@ -144,7 +146,7 @@ export function http2Attempt(
       }
       const released = session.then(
         () => pick.done(NEVER_SENT),
-        (connectError: Error) => reportAttempt(pick, started, 0, { ok: false, errorClass: classifyUpstreamError(connectError, false), responseStarted: false, error: connectError }),
+        (connectError: Error) => reportAttempt(pick, started, undefined, 0, { ok: false, errorClass: classifyUpstreamError(connectError, false), responseStarted: false, error: connectError }),
       );
       resolve({ ...result, released });
     };
@@ -294,6 +296,7 @@ export function http2Attempt(
         if (settled) return;
         status = Number(headers[HTTP2_HEADER_STATUS]);
         if (!isValidFinalStatus(status)) return fail(new InvalidStatusError(status));
+        answeredAt = performance.now();
         // The stream was taken: what it sent of the body is no longer needed.
         sent = undefined;
         timeout.start(timeouts.bodyTimeoutMs);

@@ -106,15 +106,29 @@ export function startCallDeadline(deadlineMs: number | undefined, onPassed: (err
 export const NEVER_SENT: PickOutcome = UNUSED_PICK;
 
 /**
- * Reports one attempt's end to its pick: a 5xx answer as `http-5xx`, an answer to a gRPC call with
+ * The latency sample of an attempt for its balancer (`PickOutcome.latencyMs`): from its start to the
+ * upstream's response head (`answeredAt`: the status line or HEADERS, a WebSocket's 101), as
+ * Linkerd's peak-EWMA (tower's `CompleteOnResponse`) and Finagle sample it, so that a client that
+ * reads slowly, a long download or a long stream does not count against a fast upstream. An
+ * attempt that failed before any head (`answeredAt` undefined) is sampled to its failure; one that
+ * failed after it, to its head: its failure still counts for health (and p2c-ewma's failure
+ * penalty), and what came after the head is as much the client's pace as the upstream's.
+ */
+export function latencySample(started: number, answeredAt: number | undefined): number {
+  return (answeredAt ?? performance.now()) - started;
+}
+
+/**
+ * Reports one attempt's end to its pick (its in-flight slot is released now, at the end, whatever
+ * `latencySample` measured): a 5xx answer as `http-5xx`, an answer to a gRPC call with
  * `grpcStatus` (its `grpc-status`, from the headers of a Trailers-Only answer or from the trailers)
  * as `answerClassOf` says, a failure by its health class, so the gateway's own failures
  * (`internal`) and the client's never count against the upstream, nor a refusal the request may
  * have caused once `outcome.refusalsBlamed` says it counted the same one (`blameClassOf`), nor an
  * answer to a gRPC-Web call that may be an instance's refusal to read it (`outcome.grpcWebUnsupported`).
  */
-export function reportAttempt(pick: PickedEndpoint, started: number, status: number, result: AttemptResult, grpcStatus?: number, outcome?: Pick<RequestOutcome, 'refusalsBlamed' | 'grpcWebUnsupported'>): void {
-  const latencyMs = performance.now() - started;
+export function reportAttempt(pick: PickedEndpoint, started: number, answeredAt: number | undefined, status: number, result: AttemptResult, grpcStatus?: number, outcome?: Pick<RequestOutcome, 'refusalsBlamed' | 'grpcWebUnsupported'>): void {
+  const latencyMs = latencySample(started, answeredAt);
   if (!result.ok) return pick.done({ ok: false, latencyMs, errorClass: healthClassOf(blameClassOf(result.errorClass, outcome?.refusalsBlamed)) });
   const answerClass = outcome?.grpcWebUnsupported ? 'grpc-web-unsupported' : answerClassOf(status, grpcStatus);
   pick.done(answerClass === undefined ? { ok: true, latencyMs } : { ok: false, latencyMs, errorClass: answerClass });

@@ -27,7 +27,7 @@ const UNSUPPORTED: Transport = {
 function unsupported(context: GatewayContext, pick: PickedEndpoint): Promise<AttemptResult> {
   const error = new UnsupportedProtocolError(`instance ${pick.address} speaks ${pick.instance.protocol}, which is not proxied over HTTP`);
   const result: AttemptResult = { ok: false, errorClass: 'unsupported-protocol', responseStarted: false, error, unsent: true };
-  reportAttempt(pick, performance.now(), 0, result);
+  reportAttempt(pick, performance.now(), undefined, 0, result);
   return Promise.resolve(result);
 }
 

@@ -57,7 +57,10 @@ export const COST_TIE_TOLERANCE = 0.01;
  * On a tie (within `COST_TIE_TOLERANCE`) the first draw wins, so a service whose members behave
  * alike gets the weighted distribution. Outcomes feed the estimate, a failure as at least
  * `FAILURE_PENALTY_MS`; a failure the client or the gateway caused (a cancel, a broken request
- * body, a refused request) does not, since its latency says nothing of the upstream.
+ * body, a refused request) does not, since its latency says nothing of the upstream. The latency
+ * sample is the time to the response head (`PickOutcome.latencyMs`), as Linkerd's and Finagle's:
+ * a client that reads the body slowly does not count against the upstream; the request is in
+ * flight, its load, until its `done` at the end of the body.
  */
 export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
   readonly algorithm: BalancerAlgorithm = 'p2c-ewma';

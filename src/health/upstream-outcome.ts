@@ -50,7 +50,12 @@ const NOT_UPSTREAM_FAULTS: ReadonlySet<string> = new Set(NOT_UPSTREAM_FAULT_CLAS
 export interface UpstreamOutcome {
   /** False for a 5xx response, a gRPC call failed by its server (`grpc-error`) or any transport error. */
   readonly ok: boolean;
-  /** From the pick to the end of the response (or the failure), in milliseconds. */
+  /**
+   * The attempt's latency in milliseconds: from its start to the upstream's response head (status
+   * line, HEADERS, a WebSocket's 101), or to its failure when none came; never the time its client
+   * took to read the body (the access log's duration is that). The outcome itself is reported at the
+   * attempt's end, which is when its in-flight slot is released.
+   */
   readonly latencyMs: number;
   /** Set when `ok` is false; a failure without a class counts as a server-side error. */
   readonly errorClass?: UpstreamErrorClass;
