@@ -33,6 +33,8 @@ describe('validateStoreObjects', () => {
     ['a route with a misspelt key', 'routes/a', { path: '/a', service: 'x', stripPrefx: true }, /^stripPrefx: unknown field "stripPrefx" \(did you mean "stripPrefix"\?\)$/],
     ['a route with a value of the wrong type', 'routes/a', { path: '/a', service: 'x', stripPrefix: 'yes' }, /^stripPrefix: expected boolean, received string$/],
     ['a service with a misspelt key', 'services/s', { balancr: 'random' }, /^balancr: unknown field "balancr" \(did you mean "balancer"\?\)$/],
+    // Written around the API (etcdctl): a local limit's Redis fallback would do nothing, so it is refused, not taken.
+    ['a local rate limit with onRedisError', 'middlewares/limit', { rateLimit: { average: 5, onRedisError: 'deny' } }, /^rateLimit\.onRedisError: applies only with policy: redis/],
   ])('refuses %s alone, with its key and reason', (_case, key, value, reason) => {
     const { objects, refused } = validateStoreObjects(ROOT, listing({ [key]: value, 'routes/good': { path: '/good', service: 'x' } }).entries, FILE);
     expect(refused).toEqual([{ key: `${ROOT}/${key}`, kind: key.split('/')[0], reason: expect.stringMatching(reason) }]);

@@ -203,8 +203,11 @@ const MIDDLEWARE_KINDS = {
     delay: section({ maxWait: duration.refine((ms) => ms > 0, 'must be above 0') }).optional(),
     quota: section({ limit: count(1), per: z.enum(['hour', 'day']) }).optional(),
   }).superRefine((settings, context) => {
-    // Ignored otherwise: only `deny` refuses for want of Redis.
-    if (settings.statusOnRedisError !== undefined && settings.onRedisError !== 'deny') context.addIssue({ code: 'custom', path: ['statusOnRedisError'], message: 'applies only with onRedisError: deny (the status of the requests it refuses while Redis is away)' });
+    // Ignored otherwise, so refused rather than taken silently: a local limit (the default policy)
+    // counts in the gateway's memory and never asks Redis, and only `deny` refuses for want of it.
+    const redis = settings.policy === 'redis';
+    if (settings.onRedisError !== undefined && !redis) context.addIssue({ code: 'custom', path: ['onRedisError'], message: `applies only with policy: redis (what the limit does while Redis is away); this limit's policy is ${settings.policy ?? 'local (the default)'}, counted in each gateway's memory, which never asks Redis` });
+    if (settings.statusOnRedisError !== undefined && (!redis || settings.onRedisError !== 'deny')) context.addIssue({ code: 'custom', path: ['statusOnRedisError'], message: 'applies only with policy: redis and onRedisError: deny (the status of the requests it refuses while Redis is away)' });
   }),
   redirectScheme: section({
     scheme: z.enum(['https', 'http']),
