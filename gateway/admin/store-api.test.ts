@@ -104,6 +104,36 @@ describe('StoreApi', () => {
     });
   });
 
+  it('judges no warnings for a write or a deletion asked with ?warnings=false, each judgement being a merge of the whole store, and refuses another value of it', async () => {
+    let judgements = 0;
+    const store = {
+      get: async () => ({ revision: '7', value: { name: 'x', path: '/x', service: 'a' } }),
+      put: async () => ({ revision: '8', created: false }),
+      delete: async () => undefined,
+    };
+    const counting = new StoreApi({
+      token: 't',
+      location: () => ({ url: 'etcd://127.0.0.1:2379/switchboard' }) as StoreLocation,
+      record: () => undefined,
+      openWriter: async () => store as unknown as StoreWriter,
+      composed: () => {
+        judgements += 1;
+        return undefined;
+      },
+    });
+    const call = (method: string, url: string) => Object.assign(Readable.from(method === 'PUT' ? [Buffer.from(JSON.stringify({ path: '/x', service: 'a' }))] : []), { method, url, headers: {}, socket: { remoteAddress: '127.0.0.1' } }) as unknown as IncomingMessage;
+    const quiet = [await counting.answer(call('PUT', '/api/routes/x?warnings=false'), { kind: 'routes', name: 'x' }), await counting.answer(call('DELETE', '/api/routes/x?warnings=false'), { kind: 'routes', name: 'x' })];
+    expect(quiet.map((answer) => answer.status)).toEqual([200, 200]);
+    expect(quiet.map((answer) => 'warnings' in (answer.body as object))).toEqual([false, false]);
+    expect(judgements).toBe(0);
+    const told = [await counting.answer(call('PUT', '/api/routes/x?warnings=true'), { kind: 'routes', name: 'x' }), await counting.answer(call('DELETE', '/api/routes/x'), { kind: 'routes', name: 'x' })];
+    expect(told.map((answer) => (answer.body as { warnings?: unknown }).warnings)).toEqual([[], []]);
+    expect(judgements).toBe(2);
+    // Misspelt, it would be ignored: refused, as a misspelt dry run is, before anything is written.
+    expect(await counting.answer(call('PUT', '/api/routes/x?warnings=no'), { kind: 'routes', name: 'x' })).toMatchObject({ status: 400, body: { code: 'SB_ADMIN_QUERY' } });
+    expect(await counting.answer(call('DELETE', '/api/routes/x?warning=false'), { kind: 'routes', name: 'x' })).toMatchObject({ status: 400, body: { code: 'SB_ADMIN_QUERY' } });
+  });
+
   it('judges the objects of a dry run of many in slices, letting the event loop turn meanwhile', async () => {
     // Counts the event loop's turns from the end of the body to the listing, which follows the objects' checks.
     let turns = 0;

@@ -165,15 +165,15 @@ export class StoreApi {
         throw failure;
       });
       const unchanged = stored !== undefined && sameValue(stored.value, check.value);
-      return { status: 200, body: { kind, name, dryRun: true, unchanged, value: redactSecrets(check.value), warnings: this.warnings(kind, name, check.value) } };
+      return { status: 200, body: { kind, name, dryRun: true, unchanged, value: redactSecrets(check.value), ...this.warningsIfAsked(request, () => this.warnings(kind, name, check.value)) } };
     }
     const conditions = await this.conditions(request, writer, kind, name);
     if ('status' in conditions) return conditions;
     // Judged before the write: the reader may list the written value before the put answers.
-    const warnings = this.warnings(kind, name, check.value);
+    const warnings = this.warningsIfAsked(request, () => this.warnings(kind, name, check.value));
     const { revision, created } = await writer.put(kind, name, check.value, conditions);
     this.report(request, 'put', kind, name, revision);
-    return { status: created ? 201 : 200, body: { kind, name, revision, created, value: redactSecrets(check.value), warnings }, headers: { etag: `"${revision}"` } };
+    return { status: created ? 201 : 200, body: { kind, name, revision, created, value: redactSecrets(check.value), ...warnings }, headers: { etag: `"${revision}"` } };
   }
 
   /**
@@ -208,8 +208,17 @@ export class StoreApi {
     const stored = new Map(listing.objects.map((object) => [`${object.kind}/${object.name}`, object.value]));
     const objects = checked.map(({ kind, name, value }) => ({ kind, name, unchanged: stored.has(`${kind}/${name}`) && sameValue(stored.get(`${kind}/${name}`), value) }));
     const changes: StoreChange[] = [...checked, ...batch.deleted.map(({ kind, name }) => ({ kind, name, deleted: true as const }))];
-    const warnings = this.judgeBeside((composed, file, refused, cache) => changesWarnings(composed, file, refused, changes, cache));
-    return { status: 200, body: { dryRun: true, objects, warnings } };
+    const warnings = this.warningsIfAsked(request, () => this.judgeBeside((composed, file, refused, cache) => changesWarnings(composed, file, refused, changes, cache)));
+    return { status: 200, body: { dryRun: true, objects, ...warnings } };
+  }
+
+  /**
+   * `{ warnings }` judged by `judge`, or nothing with `?warnings=false`: each judgement merges the
+   * whole store, and `switchboard config apply` has the warnings of its whole file from one dry run
+   * already, so its N writes asked for N merges it never read.
+   */
+  private warningsIfAsked(request: IncomingMessage, judge: () => StoreRefusal[]): { warnings?: StoreRefusal[] } {
+    return warningsWanted(request) ? { warnings: judge() } : {};
   }
 
   /**
@@ -259,10 +268,10 @@ export class StoreApi {
   private async remove(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
     const ifMatch = entityTag(request.headers['if-match']);
     // Judged before the delete, as a write's: the reader may list the store without it before the delete answers.
-    const warnings = this.deletionWarnings(kind, name);
+    const warnings = this.warningsIfAsked(request, () => this.deletionWarnings(kind, name));
     await writer.delete(kind, name, ifMatch === undefined || ifMatch === '*' ? {} : { ifMatch });
     this.report(request, 'delete', kind, name, null);
-    return { status: 200, body: { kind, name, deleted: true, warnings } };
+    return { status: 200, body: { kind, name, deleted: true, ...warnings } };
   }
 
   /** `If-Match: "<revision>"` (or `*`: it must exist) and `If-None-Match: *` as writer conditions. */
@@ -355,6 +364,11 @@ function batchOf(body: unknown): { objects: { kind: StoreKind; name: string; val
   return { objects: objects as { kind: StoreKind; name: string; value: unknown }[], deleted: (deleted as { kind: StoreKind; name: string }[]).map(({ kind, name }) => ({ kind, name })) };
 }
 
+/** Whether a write's answer says its `warnings`: unless `?warnings=false`. */
+function warningsWanted(request: IncomingMessage): boolean {
+  return new URL(request.url ?? '/', 'http://admin').searchParams.get('warnings') !== 'false';
+}
+
 /** `?dryRun=true` (as Kubernetes' `dryRun`): judge the object as a write would, write nothing. */
 function isDryRun(request: IncomingMessage): boolean {
   return new URL(request.url ?? '/', 'http://admin').searchParams.get('dryRun') === 'true';
@@ -369,8 +383,12 @@ function queryProblem(request: IncomingMessage, method: string): StoreAnswer | u
   if (method !== 'PUT' && method !== 'DELETE') return undefined;
   for (const [name, value] of new URL(request.url ?? '/', 'http://admin').searchParams) {
     if (method === 'PUT' && name === 'dryRun' && value === 'true') continue;
+    if (name === 'warnings' && (value === 'true' || value === 'false')) continue;
     const given = value === '' ? name : `${name}=${value}`;
-    const message = method === 'PUT' ? `PUT takes only ?dryRun=true (judge the write, store nothing), not ${given}: nothing was written` : `DELETE takes no query parameter (it has no dry run), not ${given}: nothing was deleted`;
+    const message =
+      method === 'PUT'
+        ? `PUT takes only ?dryRun=true (judge the write, store nothing) and ?warnings=false (answer without warnings), not ${given}: nothing was written`
+        : `DELETE takes only ?warnings=false (answer without warnings; it has no dry run), not ${given}: nothing was deleted`;
     return adminError(400, 'bad-request', 'SB_ADMIN_QUERY', message);
   }
   return undefined;

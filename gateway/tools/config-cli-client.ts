@@ -37,8 +37,12 @@ export interface StoreWarning {
 export interface ConfigAdminClient {
   store(): Promise<StoreView>;
   get(kind: StoreKind, name: string): Promise<ObjectView | undefined>;
-  /** PUT with `If-None-Match: *` (`create`) or `If-Match: "<revision>"`; resolves with the new revision and the answer's warnings. */
-  put(kind: StoreKind, name: string, value: unknown, condition: { create: true } | { revision: string } | Record<string, never>): Promise<{ revision: string; created: boolean; warnings: readonly StoreWarning[] }>;
+  /**
+   * PUT with `If-None-Match: *` (`create`) or `If-Match: "<revision>"`; resolves with the new revision
+   * and the answer's warnings, none with `quiet` (`?warnings=false`: the gateway judges none, a merge
+   * of its whole store saved, for a caller that has them from a dry run of all its writes).
+   */
+  put(kind: StoreKind, name: string, value: unknown, condition: { create: true } | { revision: string } | Record<string, never>, quiet?: boolean): Promise<{ revision: string; created: boolean; warnings: readonly StoreWarning[] }>;
   /**
    * Asks the gateway to judge a write of the object (`?dryRun=true`) beside its own file, writing
    * nothing; resolves with the issues it names (none: it would take the write), whether the store
@@ -53,8 +57,8 @@ export interface ConfigAdminClient {
    * older than that (405), which `judge` asks one object at a time.
    */
   judgeAll(objects: readonly { kind: StoreKind; name: string; value: unknown }[], deleted: readonly { kind: StoreKind; name: string }[]): Promise<{ issues: readonly { path: string; reason: string }[]; unchanged: readonly string[]; warnings: readonly StoreWarning[] } | undefined>;
-  /** DELETE, with `If-Match` when a revision is given; resolves with the answer's warnings (none from a gateway older than them, which answers 204). */
-  delete(kind: StoreKind, name: string, revision?: string): Promise<readonly StoreWarning[]>;
+  /** DELETE, with `If-Match` when a revision is given; resolves with the answer's warnings (none from a gateway older than them, which answers 204; none with `quiet`, as `put`). */
+  delete(kind: StoreKind, name: string, revision?: string, quiet?: boolean): Promise<readonly StoreWarning[]>;
 }
 
 /** A client of the admin API at `base` (`http://127.0.0.1:9180`), sending `token` when given. */
@@ -78,6 +82,17 @@ export function configAdminClient(base: string, token: string | undefined): Conf
     if (response.ok || response.status === 404 || init.answered?.includes(response.status)) return { status: response.status, body };
     throw new AdminCallError(`${method} ${url.pathname}: ${explain(response.status, body)}`, response.status);
   };
+  // Whether the gateway takes `?warnings=false`: one older than it refuses the parameter (400
+  // SB_ADMIN_QUERY, nothing written), and the write is sent again without it, as every later one.
+  let takesQuiet = true;
+  const write = async (method: 'PUT' | 'DELETE', path: string, quiet: boolean, init: { body?: unknown; headers?: Record<string, string> }) => {
+    if (!quiet || !takesQuiet) return await call(method, path, init);
+    const answer = await call(method, `${path}?warnings=false`, { ...init, answered: [400] });
+    if (answer.status !== 400) return answer;
+    if (answer.body?.code !== 'SB_ADMIN_QUERY') throw new AdminCallError(`${method} ${path}: ${explain(400, answer.body)}`, 400);
+    takesQuiet = false;
+    return await call(method, path, init);
+  };
   return {
     async store() {
       return (await call('GET', '/api/store')).body as unknown as StoreView;
@@ -86,9 +101,9 @@ export function configAdminClient(base: string, token: string | undefined): Conf
       const answer = await call('GET', `/api/${kind}/${encodeURIComponent(name)}`);
       return answer.status === 404 ? undefined : (answer.body as unknown as ObjectView);
     },
-    async put(kind, name, value, condition) {
+    async put(kind, name, value, condition, quiet = false) {
       const headers: Record<string, string> = 'create' in condition ? { 'if-none-match': '*' } : 'revision' in condition ? { 'if-match': `"${condition.revision}"` } : {};
-      const answer = await call('PUT', `/api/${kind}/${encodeURIComponent(name)}`, { body: value, headers });
+      const answer = await write('PUT', `/api/${kind}/${encodeURIComponent(name)}`, quiet, { body: value, headers });
       if (answer.status === 404) throw new AdminCallError(`PUT /api/${kind}/${name}: this gateway has no write API (404); is it older than the config store?`, 404);
       const body = answer.body as unknown as { revision: string; created: boolean };
       return { revision: body.revision, created: body.created, warnings: warningsOf(answer.body) };
@@ -114,8 +129,8 @@ export function configAdminClient(base: string, token: string | undefined): Conf
       const judged = (answer.body?.objects ?? []) as { kind: string; name: string; unchanged: boolean }[];
       return { issues: [], unchanged: judged.filter((object) => object.unchanged).map((object) => `${object.kind}/${object.name}`), warnings: warningsOf(answer.body) };
     },
-    async delete(kind, name, revision) {
-      const answer = await call('DELETE', `/api/${kind}/${encodeURIComponent(name)}`, { headers: revision ? { 'if-match': `"${revision}"` } : {} });
+    async delete(kind, name, revision, quiet = false) {
+      const answer = await write('DELETE', `/api/${kind}/${encodeURIComponent(name)}`, quiet, { headers: revision ? { 'if-match': `"${revision}"` } : {} });
       if (answer.status === 404) throw new AdminCallError(`${kind}/${name} is not in the store`, 404);
       return warningsOf(answer.body);
     },
