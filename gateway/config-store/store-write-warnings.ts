@@ -48,8 +48,9 @@ export function changesWarnings(composed: ComposedListing, file: ConfigDocument,
   const merged = mergeWithStore(path, root, file, { ...listing, entries }, cache);
   // By key: a route's reason names its place in the merged document, which a write before it moves.
   const refusedBefore = new Map(alreadyRefused.map((entry) => [entry.key, entry]));
-  // The reader keeps an object's last good value when a new value is refused (`LastGoodObjects`).
-  const keepsLastGood = (key: string) => listing.entries.has(key) && (refusedBefore.get(key)?.lastGoodInForce ?? true) === true;
+  // The reader keeps an object's last good value when a new value is refused (`LastGoodObjects`):
+  // one it holds in force, or still keeps; an object refused with none kept has none to keep.
+  const keepsLastGood = (key: string) => listing.entries.has(key) && (!refusedBefore.has(key) || refusedBefore.get(key)!.lastGoodInForce === true);
   const warnings = merged.refused
     .filter((entry) => changed.has(entry.key) || !refusedBefore.has(entry.key))
     .map((entry) => (changed.has(entry.key) && keepsLastGood(entry.key) ? { ...entry, reason: `${entry.reason}; ${LAST_GOOD_KEPT}`, lastGoodInForce: true as const } : entry));
