@@ -166,6 +166,58 @@ routes:
     for (const [kind, name] of [['routes', 'warned'], ['routes', 'guarded'], ['services', 'warned-svc']]) await config('delete', kind!, name!);
   });
 
+  it('prints the warnings of the writes made before a failed one, says which write failed, and exits 2', async () => {
+    // Each route is valid and the file is one dry run's (under 4 MiB), but a write is of one object,
+    // at most 1 MiB: the gateway answers huge's write 413 after the service and warned are written.
+    const objects = await file('fails-midway.yaml', `
+services:
+  midway-svc: { balancer: round-robin }
+routes:
+  - { name: midway-warned, path: /midway-warned, service: midway-svc, middlewares: [nope] }
+  - { name: midway-huge, path: /midway-huge, service: midway-svc, requestHeaders: { set: { x-big: "${'a'.repeat(1_200_000)}" } } }
+`);
+    const result = await config('apply', '-f', objects);
+    expect(result.status, result.stderr).toBe(2);
+    expect(result.stdout).toMatch(/^services\/midway-svc created \(revision \d+\)\nroutes\/midway-warned created \(revision \d+\)\n$/);
+    expect(result.stderr.split('\n')).toEqual([
+      `${objects}: routes[midway-warned]: references middleware "nope" that is declared neither in the file nor in the store (warning from the gateway at --admin)`,
+      `${objects}: routes/midway-huge was not written: PUT /api/routes/midway-huge: a stored object is at most 1048576 bytes (413 SB_ADMIN_BODY_TOO_LARGE)`,
+      `${objects}: stopped at a failed write: 2 changes made before it (listed above), the rest of the file not written; run apply again once the cause is dealt with`,
+      '',
+    ]);
+    expect(await stored('routes', 'midway-warned')).toBeDefined();
+    expect(await stored('routes', 'midway-huge')).toBeUndefined();
+    for (const [kind, name] of [['routes', 'midway-warned'], ['services', 'midway-svc']]) await config('delete', kind!, name!);
+  });
+
+  it('judges a file past the whole-file dry run\'s 4 MiB object by object on --dry-run, as the gateway answers 413 to it, and writes nothing', async () => {
+    // Five routes of about 950 kB each: every one under a write's 1 MiB, together past the 4 MiB of a dry run of many.
+    const big = 'b'.repeat(950_000);
+    const routes = Array.from({ length: 5 }, (_, index) => `  - { name: past-limit-${index}, path: /past-limit/${index}, service: past-limit-svc, requestHeaders: { set: { x-big: "${big}" } } }`);
+    const objects = await file('past-limit.yaml', `services:\n  past-limit-svc: { balancer: round-robin }\nroutes:\n${routes.join('\n')}\n  - { name: past-limit-warned, path: /past-limit-warned, service: past-limit-svc, middlewares: [nope] }\n`);
+    // The premise: the gateway refuses this file as one dry run.
+    const whole = {
+      objects: [
+        { kind: 'services', name: 'past-limit-svc', value: { balancer: 'round-robin' } },
+        ...routes.map((_, index) => ({ kind: 'routes', name: `past-limit-${index}`, value: { name: `past-limit-${index}`, path: `/past-limit/${index}`, service: 'past-limit-svc', requestHeaders: { set: { 'x-big': big } } } })),
+      ],
+    };
+    const refused = await fetch(`${adminUrl}/api/store?dryRun=true`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(whole) });
+    expect(refused.status).toBe(413);
+    await refused.body?.cancel();
+
+    const dryRun = await config('apply', '-f', objects, '--dry-run');
+    expect(dryRun.status, dryRun.stderr).toBe(0);
+    // Then the store's other objects, from the tests before (kept: no --prune).
+    const expected = ['services/past-limit-svc', ...routes.map((_, index) => `routes/past-limit-${index}`), 'routes/past-limit-warned'].map((id) => `${id} would be created\n`).join('');
+    expect(dryRun.stdout.startsWith(expected), dryRun.stdout).toBe(true);
+    expect(dryRun.stdout.endsWith('dry run: nothing was written\n')).toBe(true);
+    // The object-by-object dry runs' warnings, each judged beside the store as it is.
+    expect(dryRun.stderr).toBe(`${objects}: routes[past-limit-warned]: references middleware "nope" that is declared neither in the file nor in the store (warning from the gateway at --admin)\n`);
+    expect(await stored('services', 'past-limit-svc')).toBeUndefined();
+    expect(await stored('routes', 'past-limit-0')).toBeUndefined();
+  });
+
   it('refuses an invalid file with the key path and writes nothing', async () => {
     const invalid = await file('invalid.yaml', 'routes:\n  - { name: bad, path: no-slash, service: order }\n');
     const result = await config('apply', '-f', invalid);
