@@ -9,7 +9,7 @@ const REFUSED_ROUTE = { name: 'r', path: '/r', service: 'echo', middlewares: ['n
 const composed = (entries: Record<string, unknown>): ComposedListing => ({
   path: 'gateway.yaml',
   root: ROOT,
-  listing: { revision: '7', entries: new Map(Object.entries(entries).map(([key, value]) => [key, JSON.stringify(value)])) },
+  listing: { revision: '7', receivedAt: 0, entries: new Map(Object.entries(entries).map(([key, value]) => [key, JSON.stringify(value)])) },
 });
 const REASON = 'references middleware "nope" that is declared neither in the file nor in the store';
 
