@@ -368,6 +368,10 @@ export function http2Attempt(
         }
       });
       opened.once('trailers', (trailers: Http2Headers) => {
+        // Those of a body the gateway drops (`leaveUnread`) are dropped with it: the client has the answer
+        // put in its place, whose status the outcome keeps, and a `grpc-status` of theirs neither
+        // blames the instance nor excuses it.
+        if (dropping) return;
         const trailerStatus = trailers['grpc-status'];
         // Trailers after the attempt ended (a deadline, a reset) must not change the outcome it reported.
         if (trailerStatus !== undefined && !settled) grpcStatus = countedGrpcStatus(context, trailerStatus);

@@ -1,14 +1,15 @@
 // A gRPC-Web call whose upstream answers something that is not gRPC (a 404 page) gets a Trailers-Only
 // status in its place. The page's body is dropped: over HTTP/2 a page that ends soon is read to its
 // end, its stream not reset, and one that never ends is cancelled (RST_STREAM CANCEL) rather than
-// read on until the idle-body timeout; over HTTP/1.1 it is read, and the connection serves the next call. The page's validators and ranges do not go on with the empty answer.
+// read on until the idle-body timeout, and its trailers are dropped with it (the call is logged with
+// the status the client got); over HTTP/1.1 it is read, and the connection serves the next call. The page's validators and ranges do not go on with the empty answer.
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { constants, createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http1Call } from '../harness/grpc-web-calls.ts';
 import { readGrpcWebAnswer } from '../harness/grpc-web-reader.ts';
-import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const TYPE = 'application/grpc-web+proto';
 /** What the 404 page says of itself, beside the upstream's own header. */
@@ -32,6 +33,12 @@ describe("grpcWeb: an upstream's 404 page in place of gRPC", () => {
     // method Whole gets the whole page, its END_STREAM in a frame of its own after the page (node's
     // way), and WholeSoon gets it 20 ms after the page: a cancel at the head always comes first then.
     h2 = createHttp2Server((request, response) => {
+      // A page that ends with trailers of its own, a `grpc-status` among them: dropped with its body.
+      if (request.url.endsWith('/Trailers')) {
+        response.writeHead(404, PAGE_HEADERS);
+        response.addTrailers({ 'grpc-status': '0', 'x-page-trailer': 'dropped' });
+        return void response.end(PAGE);
+      }
       const whole = request.url.includes('/Whole');
       request.stream.once('close', () => (whole ? wholeCloses : h2Closes).push(request.stream.rstCode ?? 0));
       response.writeHead(404, PAGE_HEADERS);
@@ -49,6 +56,7 @@ describe("grpcWeb: an upstream's 404 page in place of gRPC", () => {
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: 127.0.0.1:{{adminPort}}
+accessLog: true
 middlewares:
   grpc-web: { grpcWeb: {} }
 services:
@@ -87,6 +95,17 @@ routes:
     await waitFor(() => wholeCloses.length === calls || undefined, { timeoutMs: 5_000, message: "the pages' streams to close" });
     expect(wholeCloses).toEqual(Array.from({ length: calls }, () => 0));
     expect(h2Sessions).toBe(1);
+  });
+
+  it("over HTTP/2, drops the trailers of the page it dropped: the call is logged with the status the client got, not the page's", async () => {
+    const answer = await http1Call(gateway.port, 'h2-pages', 'Trailers', TYPE, 'page');
+    expectReplaced(answer);
+    expect(answer.trailers['x-page-trailer']).toBeUndefined();
+    const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"requestId"') && text.includes('/helloworld.Greeter/Trailers')), {
+      timeoutMs: 5_000,
+      message: 'the access log line of the call',
+    });
+    expect(JSON.parse(line)).toMatchObject({ status: 404, grpcStatus: 12 });
   });
 
   it('over HTTP/1.1, reads the page it dropped, and the connection serves the next call', async () => {
