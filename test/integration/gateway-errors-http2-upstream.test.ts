@@ -21,16 +21,16 @@ describe('errors: a page in place of an HTTP/2 instance’s error answer', () =>
   let dir: string;
   /** The RST_STREAM code each upstream stream closed with (0 for none), by path. */
   const closes = new Map<string, number>();
-  let resetMidBody: (() => void) | undefined;
 
   beforeAll(async () => {
     // /open sends the head and part of its body, and never ends it: only a cancel closes its stream.
-    // /reset does the same, and the test resets it (`resetMidBody`) once the client has its page.
+    // /reset does the same, then resets its stream as soon as that part is sent: well inside the
+    // second for which the gateway reads a dropped body, whatever the client does meanwhile.
     upstream = createHttp2Server((request, response) => {
       request.stream.once('close', () => closes.set(request.url, request.stream.rstCode ?? 0));
       response.writeHead(500, { 'content-type': 'text/plain' });
-      if (request.url === '/reset') resetMidBody = () => request.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
-      if (request.url === '/open' || request.url === '/reset') response.write('x'.repeat(4_000));
+      if (request.url === '/reset') response.write('x'.repeat(4_000), () => setImmediate(() => request.stream.close(constants.NGHTTP2_INTERNAL_ERROR)));
+      else if (request.url === '/open') response.write('x'.repeat(4_000));
       else response.end('upstream error body');
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
@@ -79,7 +79,7 @@ routes:
   it('blames the upstream that resets its error body midway, as it would for a forwarded body: the request logged reset-after-headers', async () => {
     // The client has the page from the head; the body is still being read (and dropped) when the upstream resets it.
     expect(await sendRequest(gateway.port, '/reset')).toMatchObject({ status: 500, body: PAGE_5XX });
-    resetMidBody!();
+    expect(await waitFor(() => closes.get('/reset'), { timeoutMs: 5_000, message: "the reset body's stream to close" })).toBe(constants.NGHTTP2_INTERNAL_ERROR);
     const line = await accessLine('/reset');
     expect(line).toMatchObject({ status: 500, bytes: PAGE_5XX.length, errorClass: 'reset-after-headers' });
   });
