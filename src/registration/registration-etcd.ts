@@ -132,7 +132,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
         // and warned "registry unreachable" of an etcd that had just answered.
         if (!isLeaseGone(error) || this.closed || (this.lease !== live && this.lease !== undefined)) throw error;
         if (this.lease === live) {
-          this.log.warn({ err: errorMessage(error) }, 'lease lost; granting a new one');
+          this.log.warn({ err: leaseLossReason(error) }, 'lease lost; granting a new one');
           this.noteEntryLost();
         }
       }
@@ -155,7 +155,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
       // Lost before its put was confirmed: that attempt fails and backs off by itself; a pass now
       // would only repeat it at once, in a tight loop while etcd refuses.
       if (!confirmed) return;
-      this.log.warn({ err: errorMessage(error) }, 'lease lost; granting a new one');
+      this.log.warn({ err: leaseLossReason(error) }, 'lease lost; granting a new one');
       this.reconcile();
     });
     try {
@@ -393,6 +393,16 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     // waits for it (a lease granted as a deregistration came): close() would cut it off, the lease left alive.
     if (lease) this.dropping = withDeadline(lease.revoke(), this.attemptTimeoutMs, 'etcd lease revoke').catch(() => undefined);
   }
+}
+
+/**
+ * Why a lease was lost, in words: etcd3 gives its own sentence where its lease error expects a lease
+ * id when its keepalives went unanswered past the TTL, which read "Lease We lost connection to etcd
+ * and our lease has expired. is expired or revoked"; that sentence alone is kept.
+ */
+function leaseLossReason(error: unknown): string {
+  const message = errorMessage(error);
+  return /^Lease (\D.*\.) is expired or revoked$/.exec(message)?.[1] ?? message;
 }
 
 /** True for etcd3's answer to a put on a lease etcd no longer knows (revoked or expired). */

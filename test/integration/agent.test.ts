@@ -493,6 +493,20 @@ describe('switchboard-agent with etcd', () => {
     expect(log).not.toContain('deleted by another client');
   });
 
+  it('says in plain words why its lease was lost when etcd was down past the lease TTL, and puts the key again', async () => {
+    const { agent, key } = await registeredAgent();
+    const member = etcd.members[0]!;
+    await member.stop();
+    try {
+      const lost = await waitFor(async () => (await logOf(agent)).split('\n').find((line) => line.includes('"msg":"lease lost; granting a new one"')), { timeoutMs: 10_000, message: 'the lease to be lost' });
+      // etcd3's own sentence stands where its error expects a lease id: "Lease We lost connection … is expired or revoked".
+      expect((JSON.parse(lost) as { err: string }).err).toBe('We lost connection to etcd and our lease has expired.');
+    } finally {
+      await member.restart();
+    }
+    await waitFor(() => reader.get(key).string(), { timeoutMs: 15_000, message: `${key} to be put again after the restart` });
+  });
+
   it('leaves no lease behind when a SIGTERM comes as it resumes after its lease expired while it was stopped', async () => {
     const { agent, key } = await registeredAgent();
     await stopPastLease(agent, key);
