@@ -144,4 +144,13 @@ describe('ConsistentHashBalancer', () => {
     expect(counts.get('node-0')).toBeGreaterThan(1_500);
     expect(counts.get('node-1')).toBeGreaterThan(1_500);
   });
+
+  it("sends a retry that tried every member back to the key's own member, not to the first member listed", () => {
+    const balancer = hashBalancer();
+    balancer.update(testEndpoints(...ids(10)));
+    const everyone = ids(10).map((id) => `${id}.svc.test:8080`);
+    const sample = KEYS.slice(0, 200);
+    const repeats = sample.map((key) => pickedId(balancer.picker.pick({ headers: { 'x-key': key }, tried: everyone })));
+    expect(repeats).toEqual(sample.map((key) => pickedId(balancer.picker.pick({ headers: { 'x-key': key } }))));
+  });
 });

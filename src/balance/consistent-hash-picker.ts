@@ -53,9 +53,11 @@ export class ConsistentHashPicker<M extends Member> implements Picker {
     const size = ring.size;
     const load = balanceFactor === undefined ? 0 : balanceFactor * (this.context.inFlight() + 1);
     let first: M | undefined;
+    let keyOwner: M | undefined;
     let index = ring.locate(murmur3(key));
     for (let step = 0; step < size; step += 1) {
       const owner = owners[ring.slots[index]!];
+      keyOwner ??= owner;
       // A retry walks on past the instances it tried, to the next one clockwise (as Envoy's ring hash retries do).
       if (owner && (tried === undefined || !tried.includes(owner.address))) {
         if (balanceFactor === undefined) return owner;
@@ -64,7 +66,8 @@ export class ConsistentHashPicker<M extends Member> implements Picker {
       }
       index = index + 1 === size ? 0 : index + 1;
     }
-    // Only reached with bounded loads when every member is full, which c > 1 rules out; stay on the key's member.
-    return first ?? this.members[0]!;
+    // Reached when a retry tried every member (a repeat, then, on the key's own member, as a first
+    // try would pick), or with bounded loads when every member is full, which c > 1 rules out.
+    return first ?? keyOwner ?? this.members[0]!;
   }
 }
