@@ -102,6 +102,10 @@ routes:
     client.pause();
     client.write('GET /pair/big HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\n\r\n');
     const served = await waitFor(() => backends.find((backend) => backend.heldStill), { message: 'the backend answering /big to be held still by its client', timeoutMs: 15_000 });
+    const instance = async () => (await admin.services()).find((service) => service.name === 'pair')!.instances.find((candidate) => candidate.address === served.address)!;
+    // Its head came, its body cannot have ended while the client reads nothing: the request is still
+    // in flight on its instance (its load for p2c-ewma), though its latency is sampled to the head.
+    expect((await instance()).inFlight).toBe(1);
     // The scenario, not a wait for something: the client reads nothing for a while longer.
     await delay(CLIENT_HOLD_MS);
     let received = 0;
@@ -111,7 +115,6 @@ routes:
     expect(received, await logOf(gateway.process)).toBeGreaterThan(LARGE_BODY);
     expect(backends.map((backend) => backend.bigAnswers).sort()).toEqual([0, 1]);
 
-    const instance = async () => (await admin.services()).find((service) => service.name === 'pair')!.instances.find((candidate) => candidate.address === served.address)!;
     // The pick is reported when its attempt ends, after the last byte: its in-flight count is then back to 0.
     const after = await waitFor(async () => {
       const view = await instance();
