@@ -1,6 +1,8 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'vitest';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
+import type { GatewayContext } from '../context.ts';
 import type { AttemptResult } from './transport.ts';
 
 /** For tests: a pick of one endpoint that keeps the outcomes an attempt reports to it (`outcome`: the first). */
@@ -44,4 +46,28 @@ export async function settledYet(promise: Promise<unknown>): Promise<boolean> {
   } catch {
     return true;
   }
+}
+
+/**
+ * For tests of an attempt's latency sample: `edit` (run just before the attempt starts) notes when
+ * it starts and its client's response; `untilHeadSent` waits (polling, 10 s at most) for the answer's
+ * head to reach that response and returns the time from the attempt's start until then, which a
+ * sample taken at the upstream's head cannot exceed, and one taken at the body's end (after the
+ * client's hold) always does.
+ */
+export function watchHead(): { edit: (context: GatewayContext) => void; untilHeadSent: () => Promise<number> } {
+  let startedAt = 0;
+  let response: GatewayContext['response'] | undefined;
+  return {
+    edit: (context) => {
+      startedAt = performance.now();
+      response = context.response;
+    },
+    async untilHeadSent() {
+      for (const deadline = performance.now() + 10_000; response?.headersSent !== true; await delay(10)) {
+        if (performance.now() > deadline) throw new Error('the answer\'s head never reached the client\'s response');
+      }
+      return performance.now() - startedAt;
+    },
+  };
 }
