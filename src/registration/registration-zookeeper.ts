@@ -7,6 +7,9 @@ import { describeZooKeeperRefusal, digestUser } from '../zookeeper/zookeeper-ref
 import { create, ephemeralOwnerOf, mkdirp, remove, setData, writeAcls, type ZooKeeperReadAccess } from '../zookeeper/zookeeper-writes.ts';
 import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
 
+/** `ephemeralOwnerOf` a persistent node: no session owns it. */
+const PERSISTENT_OWNER = '0000000000000000';
+
 /** Options of a ZooKeeper registration. */
 export interface ZooKeeperRegistrationOptions<T = Instance> {
   connectString: string;
@@ -165,7 +168,11 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       } else {
         // Left by an older session of this agent, or by a previous run (this registration has
         // written nothing yet, or nothing since its deregistration): ours now.
-        if (stat && this.writtenBy === undefined) this.log.warn({ path, owner }, 'registry entry written by another session as the registration starts; taking it (left by a previous run of this agent, or does another agent register the same id?)');
+        if (stat && this.writtenBy === undefined) {
+          // A persistent node (no session owns it: written by hand or by another tool) is no agent's.
+          if (owner === PERSISTENT_OWNER) this.log.warn({ path }, 'registry entry is a persistent node as the registration starts (no session owns it: written by hand or by another tool?); replacing it with this agent\'s ephemeral node');
+          else this.log.warn({ path, owner }, 'registry entry written by another session as the registration starts; taking it (left by a previous run of this agent, or does another agent register the same id?)');
+        }
         if (stat) await remove(client, path, stat.version);
         this.sendingOn(id);
         await create(client, path, data, zookeeper.CreateMode.EPHEMERAL, acls);

@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { register } from '../../registry-agent/index.ts';
 import { EtcdRegistration } from '../../src/registration/registration-etcd.ts';
 import { exists, getData } from '../../src/zookeeper/index.ts';
+import { create, ephemeralOwnerOf, mkdirp, remove } from '../../src/zookeeper/zookeeper-writes.ts';
 import {
   connectZooKeeperClient,
   acceptsConnections,
@@ -221,6 +222,25 @@ describe('switchboard-agent with ZooKeeper', () => {
     await agent.kill();
     await waitFor(async () => (await exists(reader, path)) === null, { timeoutMs: SESSION_TIMEOUT_MS * 2 + 1_000, message: 'the node to go' });
     expect(Date.now() - killedAt).toBeLessThan(SESSION_TIMEOUT_MS * 2 + 1_000);
+  });
+
+  it('replaces a persistent node at its path with its ephemeral one, saying it is a persistent node, not another session\'s', async () => {
+    const user = await backend();
+    const path = `/services/user/user-${user.port}`;
+    await mkdirp(reader, '/services/user');
+    await create(reader, path, Buffer.from('{"written":"by hand"}'), zookeeper.CreateMode.PERSISTENT);
+    cleanup.push(async () => {
+      const stat = await exists(reader, path);
+      if (stat) await remove(reader, path, -1);
+    });
+    const agent = await agentBeside(user);
+    await waitFor(async () => (await zkPayload(reader, path))?.id === `user-${user.port}`, { timeoutMs: 10_000, message: `${path} to hold the agent's entry` });
+    expect(ephemeralOwnerOf((await exists(reader, path))!)).not.toBe('0000000000000000');
+    const log = await waitFor(async () => {
+      const text = await logOf(agent);
+      return text.includes('registry entry is a persistent node as the registration starts') && text;
+    }, { timeoutMs: 10_000, message: 'the agent to warn of the persistent node' });
+    expect(log).not.toContain('written by another session');
   });
 
   it('deregisters a backend that fails its health path and registers it again once it recovers', async () => {
