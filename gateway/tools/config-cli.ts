@@ -155,7 +155,7 @@ async function apply(client: ConfigAdminClient, file: string, { prune, dryRun, a
     if (!(error instanceof SwitchboardError)) throw error;
     // Every write made before the failure stays made: its warnings are as true as the file's would have been.
     if (quiet) await warnAboutMade(client, made, file, err, warned);
-    for (const failure of failed) err.write(`${file}: ${failure.id} was not ${failure.action}: ${failure.error.message}\n`);
+    for (const failure of failed) err.write(`${file}: ${failure.id} ${failureSaid(failure)}: ${failure.error.message}\n`);
     const rest = `${made.length} change${made.length === 1 ? '' : 's'} made before it (listed above), the rest of the file not written; run apply again once the cause is dealt with`;
     err.write(`${file}: stopped at ${failed.length === 1 ? 'a failed write' : `${failed.length} failed writes`}: ${rest}\n`);
     return 2;
@@ -172,6 +172,15 @@ interface FailedWrite {
   readonly id: string;
   readonly action: 'written' | 'deleted';
   readonly error: SwitchboardError;
+}
+
+/**
+ * What became of a failed write: refused when the gateway answered, unknown when no answer came (the
+ * connection dropped or timed out once the request was sent): the gateway may have made it.
+ */
+function failureSaid({ id, action, error }: FailedWrite): string {
+  if (error instanceof AdminCallError && error.status === undefined) return `may have been ${action} (no answer came; switchboard config get ${id.replace('/', ' ')} shows whether)`;
+  return `was not ${action}`;
 }
 
 /** What `writeChanges` writes: the file's objects, the store as listed, the changes between them, and how. */

@@ -2,6 +2,8 @@
 // real etcd, whose keys are read back with an independent etcd3 client.
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -188,6 +190,37 @@ routes:
     expect(await stored('routes', 'midway-warned')).toBeDefined();
     expect(await stored('routes', 'midway-huge')).toBeUndefined();
     for (const [kind, name] of [['routes', 'midway-warned'], ['services', 'midway-svc']]) await config('delete', kind!, name!);
+  });
+
+  it('says a write whose answer was lost may have been made, not that it was not, and exits 2', async () => {
+    // A proxy before the admin API that loses the answer to one write once the gateway has made it,
+    // as a gateway restarting or a connection dropped after the request reached it does.
+    const proxy = createServer((request, response) => {
+      const lose = request.method === 'PUT' && request.url?.startsWith('/api/routes/lost-answer') === true;
+      const forward = httpRequest(`${adminUrl}${request.url}`, { method: request.method, headers: request.headers }, (answer) => {
+        if (lose) {
+          answer.resume();
+          request.socket.destroy();
+          return;
+        }
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      });
+      request.pipe(forward);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const objects = await file('lost-answer.yaml', 'services:\n  lost-answer-svc: { balancer: round-robin }\nroutes:\n  - { name: lost-answer, path: /lost-answer, service: lost-answer-svc }\n');
+      const result = await runConfig(['apply', '-f', objects, '--admin', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`], { SWITCHBOARD_ADMIN_TOKEN: TOKEN });
+      expect(result.status, result.stderr).toBe(2);
+      // The gateway made it: saying it was not would send the operator to write it again by hand.
+      expect(await stored('routes', 'lost-answer')).toEqual({ name: 'lost-answer', path: '/lost-answer', service: 'lost-answer-svc' });
+      expect(result.stderr).not.toContain('was not written');
+      expect(result.stderr).toContain(`${objects}: routes/lost-answer may have been written (no answer came; switchboard config get routes lost-answer shows whether): `);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+    for (const [kind, name] of [['routes', 'lost-answer'], ['services', 'lost-answer-svc']]) await config('delete', kind!, name!);
   });
 
   it('judges a file past the whole-file dry run\'s 4 MiB object by object on --dry-run, as the gateway answers 413 to it, and writes nothing', async () => {
