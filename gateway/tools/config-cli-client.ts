@@ -77,7 +77,14 @@ export function configAdminClient(base: string, token: string | undefined): Conf
       const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
       throw new AdminCallError(`cannot reach the admin API at ${url.origin} (${cause}); is --admin right and the gateway running?`, undefined);
     }
-    const text = await response.text();
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      // The head came, the body was cut short: as no answer, the request may have been carried out.
+      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      throw new AdminCallError(`${method} ${url.pathname}: the answer (${response.status}) was cut short (${cause}); the gateway may have carried the request out`, undefined);
+    }
     const body = text ? (safeJson(text) as Record<string, unknown> | undefined) : undefined;
     if (response.ok || response.status === 404 || init.answered?.includes(response.status)) return { status: response.status, body };
     throw new AdminCallError(`${method} ${url.pathname}: ${explain(response.status, body)}`, response.status);

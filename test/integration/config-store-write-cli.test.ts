@@ -192,7 +192,10 @@ routes:
     for (const [kind, name] of [['routes', 'midway-warned'], ['services', 'midway-svc']]) await config('delete', kind!, name!);
   });
 
-  it('says a write whose answer was lost may have been made, not that it was not, and exits 2', async () => {
+  it.each([
+    ['before its head', false],
+    ['in its body', true],
+  ])('says a write whose answer was lost %s may have been made, not that it was not, and exits 2', async (_case, headFirst) => {
     // A proxy before the admin API that loses the answer to one write once the gateway has made it,
     // as a gateway restarting or a connection dropped after the request reached it does.
     const proxy = createServer((request, response) => {
@@ -200,7 +203,9 @@ routes:
       const forward = httpRequest(`${adminUrl}${request.url}`, { method: request.method, headers: request.headers }, (answer) => {
         if (lose) {
           answer.resume();
-          request.socket.destroy();
+          // The head sent and the body cut short, or nothing at all.
+          if (headFirst) response.writeHead(answer.statusCode ?? 502, { ...answer.headers, 'content-length': '1000' }).write('{');
+          setImmediate(() => request.socket.destroy());
           return;
         }
         response.writeHead(answer.statusCode ?? 502, answer.headers);
