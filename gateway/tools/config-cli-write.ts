@@ -29,7 +29,7 @@ export async function applyWrites(client: ConfigAdminClient, plan: WritePlan, fi
   } catch (error) {
     if (!(error instanceof SwitchboardError)) throw error;
     // Every write made before the failure stays made: its warnings are as true as the file's would have been.
-    if (quiet) await warnAboutMade(client, made, file, err, warned);
+    if (quiet) await warnAboutMade(client, made, fileWarnings, file, err, warned);
     for (const failure of failed) err.write(`${file}: ${failure.id} ${failureSaid(failure)}: ${failure.error.message}\n`);
     const rest = `${made.length} change${made.length === 1 ? '' : 's'} made before it (listed above), the rest of the file not written; run apply again once the cause is dealt with`;
     err.write(`${file}: stopped at ${failed.length === 1 ? 'a failed write' : `${failed.length} failed writes`}: ${rest}\n`);
@@ -130,16 +130,29 @@ async function writeChanges(client: ConfigAdminClient, { desired, stored, change
 
 /**
  * After a failed write, the warnings of the changes `apply` made before it, which the file's (judged
- * for all its changes) no longer describe: judged together by one more dry run. A gateway that cannot
- * answer it (the failure was its own) leaves a line saying so.
+ * for all its changes) no longer describe: judged together by one more dry run. That dry run says
+ * only what the gateway does not refuse yet: an object the changes made left refused (a route naming
+ * a middleware deleted) once the gateway has read them is refused already, so each of the file's
+ * warnings whose object the store listing marks refused now is said too. A gateway that cannot
+ * answer (the failure was its own) leaves a line saying so.
  */
-async function warnAboutMade(client: ConfigAdminClient, made: readonly WriteMade[], file: string, err: NodeJS.WritableStream, warned: Set<string>): Promise<void> {
+async function warnAboutMade(client: ConfigAdminClient, made: readonly WriteMade[], fileWarnings: readonly StoreWarning[], file: string, err: NodeJS.WritableStream, warned: Set<string>): Promise<void> {
   if (made.length === 0) return;
   const objects = made.flatMap((change) => ('value' in change ? [{ kind: change.kind, name: change.name, value: change.value }] : []));
   const deleted = made.filter((change) => 'deleted' in change);
   try {
     const judged = await client.judgeAll(objects, deleted);
+    const said = new Set((judged?.warnings ?? []).map((warning) => warning.key));
     if (judged) warnAbout(judged.warnings, file, err, warned);
+    const listing = await client.store();
+    const refusedNow = new Set(listing.objects.filter((object) => (object as { refused?: unknown }).refused !== undefined).map((object) => `${object.kind}/${object.name}`));
+    const nameOf = (key: string) => key.slice(key.lastIndexOf('/') + 1);
+    warnAbout(
+      fileWarnings.filter((warning) => !said.has(warning.key) && refusedNow.has(`${warning.kind}/${nameOf(warning.key)}`)),
+      file,
+      err,
+      warned,
+    );
   } catch (error) {
     if (!(error instanceof SwitchboardError)) throw error;
     err.write(`${file}: the warnings of the changes made could not be asked for: ${error.message}\n`);

@@ -228,6 +228,43 @@ routes:
     for (const [kind, name] of [['routes', 'lost-answer'], ['services', 'lost-answer-svc']]) await config('delete', kind!, name!);
   });
 
+  it('after a failed deletion, warns of a route a deletion made before it left naming what is gone, though the gateway has read that deletion', async () => {
+    const before = await file('race-before.yaml', 'services:\n  race-svc: { balancer: round-robin }\n  race-gone: { balancer: round-robin }\nmiddlewares:\n  race-mw: { rateLimit: { average: 5 } }\nroutes:\n  - { name: race-r, path: /race-r, service: race-svc, middlewares: [race-mw] }\n');
+    expect((await config('apply', '-f', before)).status).toBe(0);
+    // --prune deletes race-mw (race-r still names it), then race-gone: the proxy holds race-gone's
+    // deletion until the gateway has read race-mw's (race-r refused), then makes it fail (412).
+    const proxy = createServer((request, response) => {
+      const fail = request.method === 'DELETE' && request.url?.startsWith('/api/services/race-gone') === true;
+      const forward = async () => {
+        if (fail) {
+          await waitFor(async () => {
+            const listing = (await (await fetch(`${adminUrl}/api/store`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { objects: { kind: string; name: string; refused?: unknown }[] };
+            return listing.objects.some((object) => object.name === 'race-r' && object.refused !== undefined);
+          });
+        }
+        const outgoing = httpRequest(`${adminUrl}${request.url}`, { method: request.method, headers: fail ? { ...request.headers, 'if-match': '"1"' } : request.headers }, (answer) => {
+          response.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(response);
+        });
+        request.pipe(outgoing);
+      };
+      void forward();
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const after = await file('race-after.yaml', 'services:\n  race-svc: { balancer: round-robin }\nroutes:\n  - { name: race-r, path: /race-r, service: race-svc, middlewares: [race-mw] }\n');
+      const result = await runConfig(['apply', '-f', after, '--prune', '--admin', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`], { SWITCHBOARD_ADMIN_TOKEN: TOKEN });
+      expect(result.status, result.stderr).toBe(2);
+      expect(result.stdout).toContain('middlewares/race-mw deleted\n');
+      expect(await stored('middlewares', 'race-mw')).toBeUndefined();
+      expect(result.stderr).toContain(`${after}: services/race-gone was not deleted: `);
+      expect(result.stderr).toContain(`${after}: routes[race-r]: references middleware "race-mw"`);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+    for (const [kind, name] of [['routes', 'race-r'], ['services', 'race-svc'], ['services', 'race-gone']]) await config('delete', kind!, name!);
+  });
+
   it('judges a file past the whole-file dry run\'s 4 MiB object by object on --dry-run, as the gateway answers 413 to it, and writes nothing', async () => {
     // Five routes of about 950 kB each: every one under a write's 1 MiB, together past the 4 MiB of a dry run of many.
     const big = 'b'.repeat(950_000);
