@@ -105,16 +105,16 @@ export class StoreApi {
     if (method !== 'GET' && this.options.token === undefined) {
       return adminError(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');
     }
-    const query = queryProblem(request, method);
-    if (query) return query;
+    const query = writeQuery(request, method);
+    if ('status' in query) return query;
     const location = this.options.location();
     if (!location) return adminError(409, 'conflict', 'SB_CONFIG_STORE_NONE', 'no configStore is configured: set configStore: etcd://…/switchboard or zk://…/switchboard');
     try {
-      if (place.kind === 'store' && method === 'PUT' && !isDryRun(request)) {
+      if (place.kind === 'store' && method === 'PUT' && !query.dryRun) {
         return adminError(400, 'bad-request', 'SB_ADMIN_QUERY', 'PUT /api/store takes ?dryRun=true: it judges many objects together and writes nothing; write each object with PUT /api/<kind>/<name>');
       }
       const writer = await this.writerFor(location);
-      if (place.kind === 'store' && method === 'PUT') return await this.judgeMany(request, writer);
+      if (place.kind === 'store' && method === 'PUT') return await this.judgeMany(request, query, writer);
       if (place.kind === 'store') {
         const listing = await writer.list();
         const reader = this.readerStatus();
@@ -126,8 +126,8 @@ export class StoreApi {
         return { status: 200, body: { store: redactSecrets(location.url), ...listing, objects, unreadable, ignored: reader?.ignored ?? [] } };
       }
       if (method === 'GET') return await this.read(writer, place.kind, place.name);
-      if (method === 'DELETE') return await this.remove(request, writer, place.kind, place.name);
-      return await this.write(request, writer, place.kind, place.name);
+      if (method === 'DELETE') return await this.remove(request, query, writer, place.kind, place.name);
+      return await this.write(request, query, writer, place.kind, place.name);
     } catch (failure) {
       // An ACL that leaves the gateway's user out is for an operator to fix: said in the log too, not only to the client.
       if (failure instanceof StoreForbiddenError) this.log.error({ code: failure.code, node: failure.node, method, path: request.url }, failure.message);
@@ -149,14 +149,14 @@ export class StoreApi {
     return { status: 200, body: { kind, name, revision: stored.revision, value: redactSecrets(stored.value) }, headers: { etag: `"${stored.revision}"` } };
   }
 
-  private async write(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
+  private async write(request: IncomingMessage, query: WriteQuery, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
     const body = await readBody(request);
     if ('status' in body) return body;
     const refused = readBack(kind, name, body.value);
     if (refused) return refused;
     const check = this.check(kind, name, body.value);
     if (!check.ok) return { status: 400, body: { ...bodyOf(400, 'invalid', 'SB_CONFIG_OBJECT_INVALID', describeObjectIssues(check.issues)), issues: check.issues } };
-    if (isDryRun(request)) {
+    if (query.dryRun) {
       // Judged only: `switchboard config apply` asks about every object before it writes the first
       // one. `unchanged` compares with the stored value here, where its secrets are not redacted.
       // A stored value that is not JSON (written around the API) differs from any: the write replaces it.
@@ -165,12 +165,12 @@ export class StoreApi {
         throw failure;
       });
       const unchanged = stored !== undefined && sameValue(stored.value, check.value);
-      return { status: 200, body: { kind, name, dryRun: true, unchanged, value: redactSecrets(check.value), ...this.warningsIfAsked(request, () => this.warnings(kind, name, check.value)) } };
+      return { status: 200, body: { kind, name, dryRun: true, unchanged, value: redactSecrets(check.value), ...this.warningsIfAsked(query, () => this.warnings(kind, name, check.value)) } };
     }
     const conditions = await this.conditions(request, writer, kind, name);
     if ('status' in conditions) return conditions;
     // Judged before the write: the reader may list the written value before the put answers.
-    const warnings = this.warningsIfAsked(request, () => this.warnings(kind, name, check.value));
+    const warnings = this.warningsIfAsked(query, () => this.warnings(kind, name, check.value));
     const { revision, created } = await writer.put(kind, name, check.value, conditions);
     this.report(request, 'put', kind, name, revision);
     return { status: created ? 201 : 200, body: { kind, name, revision, created, value: redactSecrets(check.value), ...warnings }, headers: { etag: `"${revision}"` } };
@@ -183,7 +183,7 @@ export class StoreApi {
    * together, judged in one merge (`changesWarnings`): `switchboard config apply` asks so about a whole
    * file, where one dry run per object merged the whole store once per object.
    */
-  private async judgeMany(request: IncomingMessage, writer: StoreWriter): Promise<StoreAnswer> {
+  private async judgeMany(request: IncomingMessage, query: WriteQuery, writer: StoreWriter): Promise<StoreAnswer> {
     const body = await readBody(request, STORE_BATCH_LIMIT_BYTES);
     if ('status' in body) return body;
     const batch = batchOf(body.value);
@@ -208,7 +208,7 @@ export class StoreApi {
     const stored = new Map(listing.objects.map((object) => [`${object.kind}/${object.name}`, object.value]));
     const objects = checked.map(({ kind, name, value }) => ({ kind, name, unchanged: stored.has(`${kind}/${name}`) && sameValue(stored.get(`${kind}/${name}`), value) }));
     const changes: StoreChange[] = [...checked, ...batch.deleted.map(({ kind, name }) => ({ kind, name, deleted: true as const }))];
-    const warnings = this.warningsIfAsked(request, () => this.judgeBeside((composed, file, refused, cache) => changesWarnings(composed, file, refused, changes, cache)));
+    const warnings = this.warningsIfAsked(query, () => this.judgeBeside((composed, file, refused, cache) => changesWarnings(composed, file, refused, changes, cache)));
     return { status: 200, body: { dryRun: true, objects, ...warnings } };
   }
 
@@ -217,8 +217,8 @@ export class StoreApi {
    * whole store, and `switchboard config apply` has the warnings of its whole file from one dry run
    * already, so its N writes asked for N merges it never read.
    */
-  private warningsIfAsked(request: IncomingMessage, judge: () => StoreRefusal[]): { warnings?: StoreRefusal[] } {
-    return warningsWanted(request) ? { warnings: judge() } : {};
+  private warningsIfAsked(query: WriteQuery, judge: () => StoreRefusal[]): { warnings?: StoreRefusal[] } {
+    return query.warnings ? { warnings: judge() } : {};
   }
 
   /**
@@ -265,10 +265,10 @@ export class StoreApi {
     return checkStoreObjectBeside(this.fileDocument() ?? {}, kind, name, value);
   }
 
-  private async remove(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
+  private async remove(request: IncomingMessage, query: WriteQuery, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
     const ifMatch = entityTag(request.headers['if-match']);
     // Judged before the delete, as a write's: the reader may list the store without it before the delete answers.
-    const warnings = this.warningsIfAsked(request, () => this.deletionWarnings(kind, name));
+    const warnings = this.warningsIfAsked(query, () => this.deletionWarnings(kind, name));
     await writer.delete(kind, name, ifMatch === undefined || ifMatch === '*' ? {} : { ifMatch });
     this.report(request, 'delete', kind, name, null);
     return { status: 200, body: { kind, name, deleted: true, ...warnings } };
@@ -364,34 +364,33 @@ function batchOf(body: unknown): { objects: { kind: StoreKind; name: string; val
   return { objects: objects as { kind: StoreKind; name: string; value: unknown }[], deleted: (deleted as { kind: StoreKind; name: string }[]).map(({ kind, name }) => ({ kind, name })) };
 }
 
-/** Whether a write's answer says its `warnings`: unless `?warnings=false`. */
-function warningsWanted(request: IncomingMessage): boolean {
-  return new URL(request.url ?? '/', 'http://admin').searchParams.get('warnings') !== 'false';
-}
-
-/** `?dryRun=true` (as Kubernetes' `dryRun`): judge the object as a write would, write nothing. */
-function isDryRun(request: IncomingMessage): boolean {
-  return new URL(request.url ?? '/', 'http://admin').searchParams.get('dryRun') === 'true';
+/** A write's query: `?dryRun=true` (as Kubernetes' `dryRun`: judge the object as a write would, write nothing), `?warnings=false` (answer without `warnings`). */
+interface WriteQuery {
+  readonly dryRun: boolean;
+  readonly warnings: boolean;
 }
 
 /**
- * A 400 for a write's query parameter the API does not take, else undefined. Ignored, a misspelt or
- * misvalued dry run (`?dryRun`, `?dryRun=1`, `?dryrun=true`) would store the object, and a DELETE,
- * which has no dry run, would delete it.
+ * A write's query (`WriteQuery`), or a 400 for a query parameter the API does not take. Ignored, a
+ * misspelt or misvalued dry run (`?dryRun`, `?dryRun=1`, `?dryrun=true`) would store the object, and
+ * a DELETE, which has no dry run, would delete it. A read's query is ignored.
  */
-function queryProblem(request: IncomingMessage, method: string): StoreAnswer | undefined {
-  if (method !== 'PUT' && method !== 'DELETE') return undefined;
+function writeQuery(request: IncomingMessage, method: string): WriteQuery | StoreAnswer {
+  const query = { dryRun: false, warnings: true };
+  if (method !== 'PUT' && method !== 'DELETE') return query;
   for (const [name, value] of new URL(request.url ?? '/', 'http://admin').searchParams) {
-    if (method === 'PUT' && name === 'dryRun' && value === 'true') continue;
-    if (name === 'warnings' && (value === 'true' || value === 'false')) continue;
-    const given = value === '' ? name : `${name}=${value}`;
-    const message =
-      method === 'PUT'
-        ? `PUT takes only ?dryRun=true (judge the write, store nothing) and ?warnings=false (answer without warnings), not ${given}: nothing was written`
-        : `DELETE takes only ?warnings=false (answer without warnings; it has no dry run), not ${given}: nothing was deleted`;
-    return adminError(400, 'bad-request', 'SB_ADMIN_QUERY', message);
+    if (method === 'PUT' && name === 'dryRun' && value === 'true') query.dryRun = true;
+    else if (name === 'warnings' && (value === 'true' || value === 'false')) query.warnings = value === 'true';
+    else {
+      const given = value === '' ? name : `${name}=${value}`;
+      const message =
+        method === 'PUT'
+          ? `PUT takes only ?dryRun=true (judge the write, store nothing) and ?warnings=false (answer without warnings), not ${given}: nothing was written`
+          : `DELETE takes only ?warnings=false (answer without warnings; it has no dry run), not ${given}: nothing was deleted`;
+      return adminError(400, 'bad-request', 'SB_ADMIN_QUERY', message);
+    }
   }
-  return undefined;
+  return query;
 }
 
 /** The tag of an `If-Match` value: `"12"` → `12`, `W/"12"` → `12`, `*` stays. */

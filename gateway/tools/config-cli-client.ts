@@ -1,5 +1,6 @@
 import { SwitchboardError } from '../../src/errors.ts';
 import type { StoreKind } from '../config-store/store-layout.ts';
+import type { ObjectRefusalMark } from '../config-store/store-listing-refusals.ts';
 import type { StoreListing } from '../config-store/store-writer.ts';
 
 /** How long one admin API call of `switchboard config` may take. */
@@ -15,8 +16,11 @@ export class AdminCallError extends SwitchboardError {
   }
 }
 
-/** `GET /api/store` as the CLI reads it. */
-export type StoreView = StoreListing & { store: string };
+/** `GET /api/store` as the CLI reads it: each object the gateway refused marked `refused`. */
+export type StoreView = Omit<StoreListing, 'objects'> & {
+  store: string;
+  objects: readonly (StoreListing['objects'][number] & { refused?: ObjectRefusalMark })[];
+};
 
 /** One object as `GET /api/{kind}/{name}` answers it. */
 export interface ObjectView {

@@ -145,10 +145,9 @@ async function warnAboutMade(client: ConfigAdminClient, made: readonly WriteMade
     const said = new Set((judged?.warnings ?? []).map((warning) => warning.key));
     if (judged) warnAbout(judged.warnings, file, err, warned);
     const listing = await client.store();
-    const refusedNow = new Set(listing.objects.filter((object) => (object as { refused?: unknown }).refused !== undefined).map((object) => `${object.kind}/${object.name}`));
-    const nameOf = (key: string) => key.slice(key.lastIndexOf('/') + 1);
+    const refusedNow = new Set(listing.objects.filter((object) => object.refused !== undefined).map((object) => `${object.kind}/${object.name}`));
     warnAbout(
-      fileWarnings.filter((warning) => !said.has(warning.key) && refusedNow.has(`${warning.kind}/${nameOf(warning.key)}`)),
+      fileWarnings.filter((warning) => !said.has(warning.key) && refusedNow.has(`${warning.kind}/${warnedName(warning)}`)),
       file,
       err,
       warned,
@@ -169,8 +168,13 @@ export function warnAbout(warnings: readonly StoreWarning[], file: string | unde
     const id = `${warning.key}\n${warning.reason}`;
     if (warned.has(id)) continue;
     warned.add(id);
-    const name = warning.key.slice(warning.key.lastIndexOf('/') + 1);
+    const name = warnedName(warning);
     const path = warning.kind === 'routes' ? `routes[${name}]` : `${warning.kind}.${name}`;
     err.write(`${file === undefined ? '' : `${file}: `}${path}: ${warning.reason} (warning from the gateway at --admin)\n`);
   }
+}
+
+/** The name of the object a warning is about: the last segment of its store key (`<root>/<kind>/<name>`). */
+function warnedName(warning: StoreWarning): string {
+  return warning.key.slice(warning.key.lastIndexOf('/') + 1);
 }
