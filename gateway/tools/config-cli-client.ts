@@ -16,6 +16,9 @@ export class AdminCallError extends SwitchboardError {
   }
 }
 
+/** Why a connection to the admin API could not be made (nothing was sent): as undici's fetch gives them in `cause.code`. */
+const UNREACHED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+
 /** `GET /api/store` as the CLI reads it: each object the gateway refused marked `refused`. */
 export type StoreView = Omit<StoreListing, 'objects'> & {
   store: string;
@@ -78,8 +81,12 @@ export function configAdminClient(base: string, token: string | undefined): Conf
         signal: AbortSignal.timeout(CONFIG_CLI_TIMEOUT_MS),
       });
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-      throw new AdminCallError(`cannot reach the admin API at ${url.origin} (${cause}); is --admin right and the gateway running?`, undefined);
+      const code = (error as { cause?: { code?: string } }).cause?.code;
+      const cause = code ?? (error as Error).message;
+      if (code !== undefined && UNREACHED.has(code)) throw new AdminCallError(`cannot reach the admin API at ${url.origin} (${cause}); is --admin right and the gateway running?`, undefined);
+      // Connected, and the request sent: a reset or a timeout before the head says nothing of whether it was carried out.
+      const what = (error as Error).name === 'TimeoutError' ? `no answer within ${CONFIG_CLI_TIMEOUT_MS / 1000} s` : `the connection dropped before an answer (${cause})`;
+      throw new AdminCallError(`${method} ${url.pathname} to the admin API at ${url.origin}: ${what}${method === 'GET' ? '' : '; the gateway may have carried the request out'}`, undefined);
     }
     let text: string;
     try {

@@ -222,6 +222,9 @@ routes:
       expect(await stored('routes', 'lost-answer')).toEqual({ name: 'lost-answer', path: '/lost-answer', service: 'lost-answer-svc' });
       expect(result.stderr).not.toContain('was not written');
       expect(result.stderr).toContain(`${objects}: routes/lost-answer may have been written (no answer came; switchboard config get routes lost-answer shows whether): `);
+      // It reached the gateway: not "cannot reach … is the gateway running?".
+      expect(result.stderr).not.toContain('cannot reach');
+      expect(result.stderr).toContain(headFirst ? 'was cut short' : 'the connection dropped before an answer');
     } finally {
       await new Promise((resolve) => proxy.close(resolve));
     }
