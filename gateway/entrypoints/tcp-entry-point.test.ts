@@ -26,6 +26,7 @@ const picker: Picker = {
     address: `127.0.0.1:${upstreamPort}`,
     instance: { id: 'up', service: 'svc', host: '127.0.0.1', port: upstreamPort, weight: 1, protocol: 'http', metadata: {} },
     done: () => undefined,
+    answered: () => undefined,
     hold: () => () => undefined,
   }),
 };

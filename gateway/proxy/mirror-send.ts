@@ -84,6 +84,7 @@ export class MirrorSender {
     const answered = (answer: number): void => {
       status = answer;
       answeredAt = performance.now();
+      pick.answered(answeredAt - started);
     };
     void this.exchange({ origin: `http://${pick.address}`, path: copy.path, method: copy.method as Dispatcher.HttpMethod, headers, body: copy.body ?? null, signal }, answered)
       .then(

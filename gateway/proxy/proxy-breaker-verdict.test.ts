@@ -15,6 +15,7 @@ const endpoint = (address: string): PickedEndpoint => ({
   instance: { id: address, service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'h2c', metadata: {} },
   address,
   done: () => undefined,
+  answered: () => undefined,
   hold: () => () => undefined,
 });
 

@@ -37,7 +37,7 @@ function recordingPicker(picker: Picker, reports: UpstreamOutcome[]): Picker {
     pick: (pickContext) => {
       const pick = picker.pick(pickContext);
       if (pick.kind === 'none') return pick;
-      const recorded: PickedEndpoint = { kind: 'endpoint', instance: pick.instance, address: pick.address, done: (outcome) => (reports.push(outcome), pick.done(outcome)), hold: () => pick.hold() };
+      const recorded: PickedEndpoint = { kind: 'endpoint', instance: pick.instance, address: pick.address, done: (outcome) => (reports.push(outcome), pick.done(outcome)), answered: (latencyMs) => pick.answered(latencyMs), hold: () => pick.hold() };
       return recorded;
     },
     peek: (pickContext) => picker.peek(pickContext),

@@ -162,6 +162,7 @@ describe('the attempt loop with a transport that reports before attemptThen retu
       instance: { id, service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} },
       address: id,
       done: () => undefined,
+      answered: () => undefined,
       hold: () => () => undefined,
     });
     let turn = 0;
@@ -212,7 +213,7 @@ describe('the attempt loop with a transport that reports before attemptThen retu
 describe('the attempt loop when the gateway fails between the pick and the transport (scripted fakes)', () => {
   it('rejects (the request runner answers 500) and gives the pick back as the gateway\'s own failure, so the instance keeps no request in flight', async () => {
     const outcomes: UpstreamOutcome[] = [];
-    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: (outcome) => void outcomes.push(outcome), hold: () => () => undefined };
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: (outcome) => void outcomes.push(outcome), answered: () => undefined, hold: () => () => undefined };
     const picker: Picker = { pick: () => pick, peek: () => ({ kind: 'none', reason: 'no-instances' }) };
     const transports = {
       get: () => {
@@ -242,7 +243,7 @@ describe('the attempt loop when the gateway fails between the pick and the trans
 
 describe('the attempt loop with a transport that still holds an unsent request after answering (scripted fakes)', () => {
   it.each(['resolves', 'rejects'] as const)('answers at once and keeps the concurrency slot until the transport lets go of the request (its release %s)', async (ending) => {
-    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: () => undefined, hold: () => () => undefined };
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: () => undefined, answered: () => undefined, hold: () => () => undefined };
     const picker: Picker = { pick: () => pick, peek: () => ({ kind: 'none', reason: 'no-instances' }) };
     let letGo!: () => void;
     const released = new Promise<void>((resolve, reject) => (letGo = ending === 'resolves' ? resolve : () => reject(new Error('reporting failed'))));
@@ -275,7 +276,7 @@ describe('the attempt loop with a transport that drops a request unsent (scripte
     { name: 'dropped unsent (its deadline passed in the queue)', unsent: true, observed: [], status: 504 },
     { name: 'sent and timed out (the control)', unsent: false, observed: ['deadline-exceeded'], status: 504 },
   ])('tells the observer of no attempt for a request $name, and marks the outcome', async ({ unsent, observed, status }) => {
-    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: () => undefined, hold: () => () => undefined };
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: () => undefined, answered: () => undefined, hold: () => () => undefined };
     const picker: Picker = { pick: () => pick, peek: () => ({ kind: 'none', reason: 'no-instances' }) };
     const transport = {
       attemptThen(_context: GatewayContext, _pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
@@ -316,7 +317,7 @@ describe("the attempt loop books an upstream's answer to a gRPC call by its grpc
     // Not a gRPC call: a stray grpc-status counts for nothing.
     ['application/json', 14, undefined, 200],
   ])('a %s answer with grpc-status %i reaches the observer as %s and the breaker as status %i, and is not retried', async (contentType, grpcStatus, attemptClass, status) => {
-    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'grpc', metadata: {} }, address: 'a', done: () => undefined, hold: () => () => undefined };
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'grpc', metadata: {} }, address: 'a', done: () => undefined, answered: () => undefined, hold: () => () => undefined };
     const picker: Picker = { pick: () => pick, peek: () => ({ kind: 'none', reason: 'no-instances' }) };
     let dispatched = 0;
     const transport = {
@@ -352,7 +353,7 @@ describe("the attempt loop books an upstream's answer to a gRPC call by its grpc
 describe('the attempt loop blames one instance per request for a refusal the request may cause (scripted fakes)', () => {
   it('counts a reset at every attempt and the first refusal of each class, and books the same refusal again as repeated-refusal for the observer, while the client gets its own class', async () => {
     const failures = ['reset-before-headers', 'upstream-refused', 'upstream-refused', 'http2-protocol-error'] as const;
-    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'h2c', metadata: {} }, address: 'a', done: () => undefined, hold: () => () => undefined };
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'h2c', metadata: {} }, address: 'a', done: () => undefined, answered: () => undefined, hold: () => () => undefined };
     const picker: Picker = { pick: () => pick, peek: () => pick };
     // What each attempt's transport is told, before it reports its pick.
     const blamedBefore: (readonly string[] | undefined)[] = [];
@@ -399,7 +400,7 @@ describe('the breaker admission of a request held in middleware before the proxy
       guard.leave(admission, true);
     }
     expect(guard.slot!.breaker.state).toBe('open');
-    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: () => undefined, hold: () => () => undefined };
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: () => undefined, answered: () => undefined, hold: () => () => undefined };
     const transport = {
       attemptThen(context: GatewayContext, _pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
         context.outcome.status = 200;

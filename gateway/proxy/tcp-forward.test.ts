@@ -33,7 +33,7 @@ function scriptedPicker(ports: (number | 'none')[]) {
         holds.held += 1;
         return () => void (holds.released += 1);
       };
-      return { kind: 'endpoint', instance, address, done: (outcome) => void outcomes.push({ address, outcome }), hold };
+      return { kind: 'endpoint', instance, address, done: (outcome) => void outcomes.push({ address, outcome }), answered: () => undefined, hold };
     },
   };
   return { picker, outcomes, contexts, holds };
@@ -206,7 +206,7 @@ describe('forwardConnection', () => {
         inFlight.set(port, inFlight.get(port)! + 1);
         const instance = { id: String(port), service: 'svc', host: '127.0.0.1', port, weight: 1, protocol: 'http' as const, metadata: {} };
         let released = false;
-        return { kind: 'endpoint', instance, address: `127.0.0.1:${port}`, done: () => void (released || inFlight.set(port, inFlight.get(port)! - 1), (released = true)), hold: () => () => undefined };
+        return { kind: 'endpoint', instance, address: `127.0.0.1:${port}`, done: () => void (released || inFlight.set(port, inFlight.get(port)! - 1), (released = true)), answered: () => undefined, hold: () => () => undefined };
       },
     };
     const { port } = await front(picker);

@@ -96,7 +96,12 @@ function abortOnClientClose(this: WatchedResponse): void {
  * answers like any other.
  */
 export class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler, CloseWatcher {
-  private readonly started = performance.now();
+  /**
+   * Where the attempt's latency sample starts (`latencySample`): its start, then when undici writes
+   * the request on a connection (`onRequestStart`: the pool's queue and the connect are behind it),
+   * then the end of the request body when it ends before the head (the client's upload is behind it).
+   */
+  private started = performance.now();
   /** `WAITING`, `ANSWERING`, `SETTLED` or `REPORTED`; it only moves forward. */
   private phase = WAITING;
   /** The call's deadline passed before undici started the request: it is dropped unsent when it would start. */
@@ -183,6 +188,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       this.dropped = true;
       throw this.unsent ?? new ClientGoneError();
     }
+    this.started = performance.now();
     this.startDeadline(this.timeouts.headersTimeoutMs);
     // A closure only for a request with a body still coming (a retry never has one: proxy-attempts.ts).
     const body = this.body;
@@ -191,6 +197,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
 
   /** The request body has been read to its end: the wait for the response headers starts over (unless they came already). */
   private requestSent(): void {
+    if (this.answeredAt === undefined) this.started = performance.now();
     if (this.phase === WAITING) this.startDeadline(this.timeouts.headersTimeoutMs);
   }
 
@@ -203,7 +210,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     const context = this.context;
     this.startDeadline(this.timeouts.bodyTimeoutMs);
     this.status = statusCode;
-    this.answeredAt = performance.now();
+    this.headCame();
     context.outcome.status = statusCode;
     // Over HTTP/1.1 a gRPC call is gRPC-Web, its status in these headers or in the body's last frame.
     if (isGrpcRequest(context.request.headers)) {
@@ -251,6 +258,12 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       if (tapsBody(streamed)) this.tapped = whenBodyUnwanted(streamed, () => this.leaveBody(controller));
     }
     if (headOnly) this.endWithHead(controller);
+  }
+
+  /** The response's head came: the end of the latency sample, reported to the pick now (`PickedEndpoint.answered`), not at the body's end. */
+  protected headCame(): void {
+    this.answeredAt = performance.now();
+    this.pick.answered(this.answeredAt - this.started);
   }
 
   /**

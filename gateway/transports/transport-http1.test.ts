@@ -43,7 +43,7 @@ describe('Http1Transport', () => {
     const upstream = transport;
     const gateway = createServer((request, response) => {
       const context: GatewayContext = initialContext(request, response);
-      const pick = { kind: 'endpoint', address, instance: {}, done: () => undefined } as unknown as PickedEndpoint;
+      const pick = { kind: 'endpoint', address, instance: {}, done: () => undefined, answered: () => undefined } as unknown as PickedEndpoint;
       void upstream.attempt(context, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, null);
     });
     servers.push(gateway);
@@ -73,7 +73,7 @@ describe('Http1Transport', () => {
       transport = new Http1Transport({ host: '127.0.0.1', address, connectTimeoutMs: 1_000, tls }, { ...DEFAULT_POOL_SETTINGS, connections: 1 });
       const upstream = transport;
       const gateway = createServer((request, response) => {
-        const pick = { kind: 'endpoint', address, instance: {}, done: () => undefined } as unknown as PickedEndpoint;
+        const pick = { kind: 'endpoint', address, instance: {}, done: () => undefined, answered: () => undefined } as unknown as PickedEndpoint;
         void upstream.attempt(initialContext(request, response), pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, null).then((result) => {
           if (!result.ok) response.writeHead(502).end(`${result.errorClass}: ${result.error.message}`);
         });
@@ -103,7 +103,7 @@ describe('Http1Transport after close', () => {
     const outcomes: unknown[] = [];
     const gateway = createServer((request, response) => {
       const context: GatewayContext = initialContext(request, response);
-      const pick = { kind: 'endpoint', address, instance: {}, done: (outcome: unknown) => outcomes.push(outcome) } as unknown as PickedEndpoint;
+      const pick = { kind: 'endpoint', address, instance: {}, done: (outcome: unknown) => outcomes.push(outcome), answered: () => undefined } as unknown as PickedEndpoint;
       void transport.attempt(context, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, null).then((result) => {
         response.end(JSON.stringify(result.ok ? { ok: true } : { errorClass: result.errorClass }));
       });
@@ -133,7 +133,7 @@ describe('Http1Transport after close', () => {
     const outcomes: unknown[] = [];
     const gateway = createServer((request, response) => {
       dispatched += 1;
-      const pick = { kind: 'endpoint', address, instance: {}, done: (outcome: unknown) => outcomes.push(outcome) } as unknown as PickedEndpoint;
+      const pick = { kind: 'endpoint', address, instance: {}, done: (outcome: unknown) => outcomes.push(outcome), answered: () => undefined } as unknown as PickedEndpoint;
       // Timeouts long enough that only the close can end the attempt within the test.
       void transport.attempt(initialContext(request, response), pick, { headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000 }, null).then((result) => {
         response.end(JSON.stringify(result.ok ? { ok: true } : { errorClass: result.errorClass }));

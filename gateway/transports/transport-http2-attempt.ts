@@ -61,7 +61,12 @@ export function http2Attempt(
 ): Promise<AttemptResult> {
   const { response } = context;
   const { release } = returns;
-  const started = performance.now();
+  /**
+   * Where the latency sample starts (`latencySample`): the attempt's start, then when its stream
+   * opens (a session's queue for a stream and its connect are behind it), then the end of the
+   * request body when it ends before the head (the client's upload is behind it).
+   */
+  let started = performance.now();
   return new Promise<AttemptResult>((resolve) => {
     let session = sessions();
     let stream: ClientHttp2Stream | undefined;
@@ -229,6 +234,7 @@ export function http2Attempt(
         timeout.extend();
       });
       upload.once('end', () => {
+        if (answeredAt === undefined) started = performance.now();
         if (!settled && !responseStarted && stream !== undefined) timeout.start(timeouts.headersTimeoutMs);
       });
     };
@@ -267,6 +273,7 @@ export function http2Attempt(
         return fail(error as Error);
       }
       stream = opened;
+      started = performance.now();
       streamOpened = true;
       sentHead = head;
       watchPeerEnd(opened);
@@ -297,6 +304,7 @@ export function http2Attempt(
         status = Number(headers[HTTP2_HEADER_STATUS]);
         if (!isValidFinalStatus(status)) return fail(new InvalidStatusError(status));
         answeredAt = performance.now();
+        pick.answered(answeredAt - started);
         // The stream was taken: what it sent of the body is no longer needed.
         sent = undefined;
         timeout.start(timeouts.bodyTimeoutMs);

@@ -106,13 +106,21 @@ export function startCallDeadline(deadlineMs: number | undefined, onPassed: (err
 export const NEVER_SENT: PickOutcome = UNUSED_PICK;
 
 /**
- * The latency sample of an attempt for its balancer (`PickOutcome.latencyMs`): from its start to the
- * upstream's response head (`answeredAt`: the status line or HEADERS, a WebSocket's 101), as
- * Linkerd's peak-EWMA (tower's `CompleteOnResponse`) and Finagle sample it, so that a client that
- * reads slowly, a long download or a long stream does not count against a fast upstream. An
- * attempt that failed before any head (`answeredAt` undefined) is sampled to its failure; one that
- * failed after it, to its head: its failure still counts for health (and p2c-ewma's failure
- * penalty), and what came after the head is as much the client's pace as the upstream's.
+ * The latency sample of an attempt for its balancer (`PickOutcome.latencyMs`, and
+ * `PickedEndpoint.answered` as the head comes): from `started` to the upstream's response head
+ * (`answeredAt`: the status line or HEADERS, a WebSocket's 101), as Linkerd's peak-EWMA (tower's
+ * `CompleteOnResponse`) and Finagle sample it, so that a client that reads slowly, a long download
+ * or a long stream does not count against a fast upstream. `started` is when the request went out
+ * on a connection (undici writing it, the HTTP/2 stream opening), as tower measures from the
+ * endpoint's `call`, once it is ready: the wait in the gateway's own pool or stream queue is its
+ * congestion, which the in-flight count already weighs, and the connect is paid once per
+ * connection, by whichever request the pool gives it to (its failure and timeout still count). A
+ * request body still coming then moves it to the body's end, when that is before the head: the
+ * upstream answers once it has the body, and a client's slow upload is the client's pace (the
+ * headers timeout starts over there too). An attempt that failed before any head
+ * (`answeredAt` undefined) is sampled to its failure; one that failed after it, to its head: its
+ * failure still counts for health (and p2c-ewma's failure penalty), and what came after the head is
+ * as much the client's pace as the upstream's.
  */
 export function latencySample(started: number, answeredAt: number | undefined): number {
   return (answeredAt ?? performance.now()) - started;

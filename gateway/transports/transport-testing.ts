@@ -8,7 +8,7 @@ import type { AttemptResult } from './transport.ts';
 /** For tests: a pick of one endpoint that keeps the outcomes an attempt reports to it (`outcome`: the first). */
 export function recordingPick(address = 'backend'): { pick: PickedEndpoint; outcome: () => UpstreamOutcome | undefined; reports: UpstreamOutcome[] } {
   const reports: UpstreamOutcome[] = [];
-  const pick = { kind: 'endpoint', address, instance: {}, done: (reported: UpstreamOutcome) => reports.push(reported), hold: () => () => undefined } as unknown as PickedEndpoint;
+  const pick = { kind: 'endpoint', address, instance: {}, done: (reported: UpstreamOutcome) => reports.push(reported), answered: () => undefined, hold: () => () => undefined } as unknown as PickedEndpoint;
   return { pick, outcome: () => reports[0], reports };
 }
 

@@ -18,6 +18,7 @@ function countingPick(address: string) {
     address,
     instance: {},
     done: (outcome: { ok: boolean; errorClass?: string }) => void counts.done.push(outcome.ok ? 'ok' : String(outcome.errorClass)),
+    answered: () => undefined,
     hold: () => {
       counts.holds += 1;
       return () => void (counts.releases += 1);

@@ -61,7 +61,7 @@ class UpgradeAttempt extends Http1Attempt {
 
   onRequestUpgrade(_controller: Dispatcher.DispatchController, status: number, upstreamHeaders: IncomingHttpHeaders, socket: Duplex): void {
     this.status = status;
-    this.answeredAt = performance.now();
+    this.headCame();
     this.stopWatching();
     // The tunnel keeps the instance's in-flight slot until it closes, so that least-connections,
     // p2c-ewma and bounded-load hashing count it; its outcome and latency (the handshake's) are reported now.

@@ -43,7 +43,7 @@ describe('UpstreamTransports', () => {
     });
     const address = `127.0.0.1:${await listenOnLoopback(upstream)}`;
     const transport = transports.get(http, address, settings('tunnels'));
-    const pick = { kind: 'endpoint', address, instance: {}, done: () => undefined, hold: () => () => undefined } as unknown as PickedEndpoint;
+    const pick = { kind: 'endpoint', address, instance: {}, done: () => undefined, answered: () => undefined, hold: () => () => undefined } as unknown as PickedEndpoint;
     const gatewaySockets: Duplex[] = [];
     let upgraded = 0;
     const gateway = createServer().on('upgrade', (request: IncomingMessage, socket: Duplex) => {

@@ -155,9 +155,14 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
     if (this.departed.size > 0 && member.inFlight === 0) this.dropDeparted(member);
   }
 
+  /** @internal Called at most once per attempt by `Attempt.answered`, before `settle`. */
+  sample(member: M, latencyMs: number): void {
+    this.observeLatency(member, latencyMs);
+  }
+
   /** @internal Called once per attempt by `Attempt.done`. */
-  settle(member: M, outcome: PickOutcome): void {
-    this.observe(member, outcome);
+  settle(member: M, outcome: PickOutcome, sampled: boolean): void {
+    this.observe(member, outcome, sampled);
     this.onOutcome?.(member.address, outcome);
   }
 
@@ -187,8 +192,14 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   /** Builds the picker over `eligible` (non-empty, registry order); `all` includes members that take no traffic. */
   protected abstract buildPicker(eligible: readonly M[], all: readonly M[]): Picker;
 
-  /** Hook: an attempt on `member` finished; its in-flight count is already released, unless the pick is held (`PickedEndpoint.hold`). */
-  protected observe(_member: M, _outcome: PickOutcome): void {}
+  /**
+   * Hook: an attempt on `member` finished; its in-flight count is already released, unless the pick
+   * is held (`PickedEndpoint.hold`). `sampled`: its latency sample came at its head (`observeLatency`).
+   */
+  protected observe(_member: M, _outcome: PickOutcome, _sampled: boolean): void {}
+
+  /** Hook: an attempt on `member` had its response head, `latencyMs` after its request went out (`PickedEndpoint.answered`). */
+  protected observeLatency(_member: M, _latencyMs: number): void {}
 
   /** Hook: an attempt's release here, or a pick or a release through another balancer sharing `hostLoads`, moved `member`'s in-flight count. */
   protected loadMoved(_member: M): void {}

@@ -56,8 +56,10 @@ export function targetWeight(instance: Instance): number {
 export interface AttemptSettler<M extends Member> {
   /** The attempt's in-flight slot on `member` was given back (its count already moved). */
   release(member: M): void;
-  /** The attempt's outcome; its slot may still be held (`PickedEndpoint.hold`). */
-  settle(member: M, outcome: PickOutcome): void;
+  /** The attempt's latency sample, at its response head (`PickedEndpoint.answered`); before `settle`, at most once. */
+  sample(member: M, latencyMs: number): void;
+  /** The attempt's outcome; its slot may still be held (`PickedEndpoint.hold`). `sampled`: `sample` had its latency already. */
+  settle(member: M, outcome: PickOutcome, sampled: boolean): void;
 }
 
 /**
@@ -74,6 +76,8 @@ export class Attempt<M extends Member> implements PickedEndpoint {
   private counted = true;
   /** True once `hold` kept the slot past `done`. */
   private held = false;
+  /** True once `answered` reported the latency sample. */
+  private sampled = false;
 
   constructor(
     private readonly member: M,
@@ -90,7 +94,13 @@ export class Attempt<M extends Member> implements PickedEndpoint {
     if (!this.open) return;
     this.open = false;
     if (!this.held) this.release();
-    this.settler.settle(this.member, outcome);
+    this.settler.settle(this.member, outcome, this.sampled);
+  }
+
+  answered(latencyMs: number): void {
+    if (!this.open || this.sampled) return;
+    this.sampled = true;
+    this.settler.sample(this.member, latencyMs);
   }
 
   hold(): () => void {

@@ -98,6 +98,54 @@ describe('P2cEwmaBalancer', () => {
     expect(balancer.member('a.svc.test:8080')!.ewma.latencyMs).toBe(200);
   });
 
+  it("folds the sample in at the response head, while the request is still in flight, and keeps it when the client leaves mid-body", () => {
+    let now = 0;
+    const balancer = new P2cEwmaBalancer({ now: () => now });
+    balancer.update(testEndpoints('a'));
+    const pick = balancer.picker.pick({}) as PickedEndpoint;
+    now += 1;
+    pick.answered(30);
+    const member = balancer.member('a.svc.test:8080')!;
+    expect(member.ewma.latencyMs).toBe(30);
+    expect(member.inFlight).toBe(1);
+    // A second sample of the same pick is ignored.
+    pick.answered(900);
+    now += 1;
+    pick.done({ ok: false, latencyMs: 30, errorClass: 'cancelled' });
+    expect(member.ewma.latencyMs).toBe(30);
+    expect(member.inFlight).toBe(0);
+  });
+
+  it('counts a sample once: the done of a pick answered at its head adds nothing, unless the upstream failed after it', () => {
+    let now = 0;
+    const balancer = new P2cEwmaBalancer({ now: () => now });
+    balancer.update(testEndpoints('a'));
+    const member = balancer.member('a.svc.test:8080')!;
+    const first = balancer.picker.pick({}) as PickedEndpoint;
+    first.answered(40);
+    now += 10_000;
+    // Read (and so decayed) since: a second observation of 40 would take it back up to 40.
+    member.ewma.cost(1, now);
+    const decayed = member.ewma.latencyMs;
+    expect(decayed).toBeLessThan(40);
+    first.done({ ok: true, latencyMs: 40 });
+    expect(member.ewma.latencyMs).toBe(decayed);
+    const second = balancer.picker.pick({}) as PickedEndpoint;
+    second.answered(20);
+    now += 1;
+    second.done({ ok: false, latencyMs: 20, errorClass: 'reset-after-headers' });
+    expect(member.ewma.latencyMs).toBe(1_000);
+  });
+
+  it('ignores a sample reported after done', () => {
+    const balancer = new P2cEwmaBalancer({ now: () => 0 });
+    balancer.update(testEndpoints('a'));
+    const pick = balancer.picker.pick({}) as PickedEndpoint;
+    pick.done({ ok: true, latencyMs: 10 });
+    pick.answered(500);
+    expect(balancer.member('a.svc.test:8080')!.ewma.latencyMs).toBe(10);
+  });
+
   it('moves traffic away from a member that fails fast instead of treating it as the quickest', () => {
     let now = 0;
     const balancer = new P2cEwmaBalancer({ now: () => now, random: seededRandom(7) });

@@ -58,9 +58,11 @@ export const COST_TIE_TOLERANCE = 0.01;
  * alike gets the weighted distribution. Outcomes feed the estimate, a failure as at least
  * `FAILURE_PENALTY_MS`; a failure the client or the gateway caused (a cancel, a broken request
  * body, a refused request) does not, since its latency says nothing of the upstream. The latency
- * sample is the time to the response head (`PickOutcome.latencyMs`), as Linkerd's and Finagle's:
- * a client that reads the body slowly does not count against the upstream; the request is in
- * flight, its load, until its `done` at the end of the body.
+ * sample is the time to the response head, as Linkerd's and Finagle's, and it is folded in as the
+ * head comes (`PickedEndpoint.answered`): a client that reads the body slowly, or leaves during it,
+ * neither counts against the upstream nor holds its sample back; the request is in flight, its
+ * load, until its `done` at the end of the body. An attempt that failed before any head is sampled
+ * at its `done`, from `PickOutcome.latencyMs`.
  */
 export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
   readonly algorithm: BalancerAlgorithm = 'p2c-ewma';
@@ -76,7 +78,18 @@ export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
     return new EwmaMember(endpoint, load, this.decayMs, this.now());
   }
 
-  protected override observe(member: EwmaMember, outcome: PickOutcome): void {
+  protected override observeLatency(member: EwmaMember, latencyMs: number): void {
+    member.ewma.observe(Math.max(latencyMs, 0), this.now());
+  }
+
+  protected override observe(member: EwmaMember, outcome: PickOutcome, sampled: boolean): void {
+    if (sampled) {
+      // Its latency is in since the head came. A failure of the upstream's after it (a 5xx, a reset
+      // mid-body, a gRPC error in the trailers) still counts as at least the penalty; any other end
+      // (the client gone mid-body, the gateway's own failure) leaves the sample as it was.
+      if (!outcome.ok && isUpstreamFailure(outcome) && outcome.latencyMs < FAILURE_PENALTY_MS) member.ewma.observe(FAILURE_PENALTY_MS, this.now());
+      return;
+    }
     if (!outcome.ok && !isUpstreamFailure(outcome)) {
       // A call its client's own deadline cut short took at least this long upstream: a latency
       // sample (a lower bound), without the failure penalty. Any other failure the client or the

@@ -9,7 +9,7 @@ function source(id: string): { picker: Picker } {
   if (id.startsWith('none:')) return { picker: nonePicker(id.slice(5) as 'no-instances') };
   const instance = testInstance(id);
   const address = instanceAddress(instance);
-  return { picker: { pick: () => ({ kind: 'endpoint', instance, address, done: () => undefined, hold: () => () => undefined }), peek: () => ({ kind: 'endpoint', instance, address }) } };
+  return { picker: { pick: () => ({ kind: 'endpoint', instance, address, done: () => undefined, answered: () => undefined, hold: () => () => undefined }), peek: () => ({ kind: 'endpoint', instance, address }) } };
 }
 
 function counts(picks: number, picker: Picker, context: PickContext = {}): Record<string, number> {

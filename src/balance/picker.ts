@@ -45,6 +45,14 @@ export interface PickedEndpoint {
    */
   done(outcome: PickOutcome): void;
   /**
+   * Reports the attempt's latency sample as the upstream's response head comes (`latencyMs`: from
+   * when the request went out to that head), before `done`: p2c-ewma folds it in now rather than at
+   * the end of the body, so a long download does not hold its estimate back, and a client that
+   * leaves after the head (`done` then says `cancelled`) does not throw it away. Once per pick; calls
+   * after the first, or after `done`, are ignored. Balancers without a latency estimate ignore it.
+   */
+  answered(latencyMs: number): void;
+  /**
    * Keeps the in-flight slot past `done`, for a connection that outlives its attempt (a WebSocket
    * tunnel after its 101, counted as Envoy counts an upgraded stream and nginx's least_conn a
    * connection): `done` then reports the outcome at once but leaves the slot taken, and the returned

@@ -77,7 +77,7 @@ describe('server and attempt span status (a real tracer, a real OTLP receiver, s
       flushIntervalMs: 20,
       exportTimeoutMs: 2_000,
     });
-    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'grpc', metadata: {} }, address: 'a', done: () => undefined, hold: () => () => undefined };
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'grpc', metadata: {} }, address: 'a', done: () => undefined, answered: () => undefined, hold: () => () => undefined };
     const picker: Picker = { pick: () => pick, peek: () => ({ kind: 'none', reason: 'no-instances' }) };
     // The upstream's answer as a transport reports it: HTTP 200, the call's status in its trailers.
     const transport = {
