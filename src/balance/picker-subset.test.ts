@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { instanceAddress } from '../discovery/instance.ts';
 import { pickedId, testInstance } from './balancer-testing.ts';
-import { nonePicker, type PickContext, type Picker } from './picker.ts';
+import { nonePicker, UNUSED_PICK, type PickContext, type Picker } from './picker.ts';
 import { canaryPicker, cookieValue, fallbackPicker, SmoothSplit, type CanaryPlan, type PickerSource } from './picker-subset.ts';
 
 /** A source that always picks `id`, or has nothing (`none:<reason>`); `picker` may be swapped like a balancer's. */
@@ -11,6 +11,27 @@ function source(id: string): { picker: Picker } {
   const address = instanceAddress(instance);
   return { picker: { pick: () => ({ kind: 'endpoint', instance, address, done: () => undefined, answered: () => undefined, hold: () => () => undefined }), peek: () => ({ kind: 'endpoint', instance, address }) } };
 }
+
+/**
+ * A source over `ids` that honours a retry's `tried` as a balancer does: the first member not tried,
+ * else (every one tried) the first; the ids of picks released unused go to `released`.
+ */
+function members(released: string[], ...ids: string[]): PickerSource {
+  const instances = ids.map((id) => testInstance(id));
+  const choose = (context: PickContext) => instances.find((instance) => !context.tried?.includes(instanceAddress(instance))) ?? instances[0]!;
+  return {
+    picker: {
+      pick: (context) => {
+        const instance = choose(context);
+        return { kind: 'endpoint', instance, address: instanceAddress(instance), done: (outcome) => void (outcome === UNUSED_PICK && released.push(instance.id)), hold: () => () => undefined };
+      },
+      peek: (context) => ({ kind: 'endpoint', instance: choose(context), address: instanceAddress(choose(context)) }),
+    },
+  };
+}
+
+/** A retry's context naming the test instances `ids` as tried. */
+const triedOf = (...ids: string[]): PickContext => ({ tried: ids.map((id) => instanceAddress(testInstance(id))) });
 
 function counts(picks: number, picker: Picker, context: PickContext = {}): Record<string, number> {
   const seen: Record<string, number> = {};
@@ -56,6 +77,19 @@ describe('fallbackPicker', () => {
     ['none:no-instances', undefined, 'none:no-instances'],
   ])('with selection %s and fallback %s picks %s', (primary, fallback, expected) => {
     expect(pickedId(fallbackPicker(source(primary), fallback === undefined ? undefined : source(fallback)).pick({}))).toBe(expected);
+  });
+
+  it.each([
+    [['a'], ['b'], 'b', ['a']],
+    [['a', 'a2'], ['b'], 'a2', []],
+    [['a'], ['a', 'b'], 'b', ['a']],
+    [['a'], ['a'], 'a', ['a']],
+  ])("sends a retry that tried every member of selection %j to an untried one of fallback %j, else repeats the selection's", (primary, second, expected, releasedIds) => {
+    const released: string[] = [];
+    const picker = fallbackPicker(members(released, ...primary), members(released, ...second));
+    expect(pickedId(picker.peek(triedOf('a')))).toBe(expected);
+    expect(pickedId(picker.pick(triedOf('a')))).toBe(expected);
+    expect(released).toEqual(releasedIds);
   });
 
   it('reads the current picker of its sources on every pick', () => {
@@ -136,6 +170,44 @@ describe('canaryPicker', () => {
     expect(counts(10, canaryPicker(plan(empty, source('none:no-instances')), new SmoothSplit([90, 10])))).toEqual({ 'none:no-healthy-instances': 10 });
     const nothing = source('none:no-instances');
     expect(counts(10, canaryPicker(plan(nothing, nothing), new SmoothSplit([90, 10])))).toEqual({ 'none:no-instances': 10 });
+  });
+});
+
+describe('canaryPicker retries', () => {
+  const split = (v1: PickerSource, v2: PickerSource, extra: Partial<CanaryPlan> = {}): CanaryPlan => ({
+    split: [
+      { weight: 90, source: v1 },
+      { weight: 10, source: v2 },
+    ],
+    lanes: [],
+    fallback: undefined,
+    ...extra,
+  });
+
+  it('sends a retry that tried every member of the chosen subset to an untried one of the other, and releases the repeat', () => {
+    const released: string[] = [];
+    const picker = canaryPicker(split(members(released, 'a'), members(released, 'b')), new SmoothSplit([90, 10]));
+    // The split chose v1 for both: the old picker answered a, the one member of v1, again.
+    expect([pickedId(picker.pick({})), pickedId(picker.pick(triedOf('a')))]).toEqual(['a', 'b']);
+    expect(released).toEqual(['a']);
+  });
+
+  it('keeps a retry in the chosen subset while it has an untried member, and the split of first attempts exact', () => {
+    const released: string[] = [];
+    const picker = canaryPicker(split(members(released, 'a', 'a2'), members(released, 'b')), new SmoothSplit([90, 10]));
+    expect(pickedId(picker.pick(triedOf('a')))).toBe('a2');
+    expect(counts(99, picker)).toEqual({ a: 89, b: 10 });
+    expect(released).toEqual([]);
+  });
+
+  it.each([
+    ['a lane whose subset was tried', { lanes: [{ header: 'x-canary', to: members([], 'c') }] }, { headers: { 'x-canary': '1' }, ...triedOf('c', 'a') }, 'b'],
+    ['the fallback, once every subset of the split was tried', { fallback: members([], 'a', 'f') }, triedOf('a', 'b'), 'f'],
+    ['a repeat of the chosen subset, once every member anywhere was tried', { fallback: members([], 'a') }, triedOf('a', 'b'), 'a'],
+  ])('sends a retry to %s', (_case, extra: Partial<CanaryPlan>, context: PickContext, expected) => {
+    const picker = canaryPicker(split(members([], 'a'), members([], 'b'), extra), new SmoothSplit([90, 10]));
+    expect(pickedId(picker.peek(context))).toBe(expected);
+    expect(pickedId(picker.pick(context))).toBe(expected);
   });
 });
 

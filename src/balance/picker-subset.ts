@@ -1,4 +1,4 @@
-import type { NoEndpoint, PeekResult, PickContext, PickResult, Picker } from './picker.ts';
+import { UNUSED_PICK, type NoEndpoint, type PeekResult, type PickContext, type PickResult, type Picker } from './picker.ts';
 import { headerHasValue } from '../header-list.ts';
 
 /** Something whose current picker may change between picks: a `ServiceBalancer`, read on every pick. */
@@ -9,23 +9,62 @@ export interface PickerSource {
 /**
  * Picks from `primary`; when it has nothing to give (its selection is empty, or none of it may take
  * traffic), from `fallback` (Envoy's subset fallback policy). Without a fallback, or when the
- * fallback has nothing either, the answer is `primary`'s own `none`.
+ * fallback has nothing either, the answer is `primary`'s own `none`. A retry's pick whose primary
+ * offers only instances the request tried takes an untried one of the fallback instead
+ * (`UntriedFirst`), and repeats the primary's only when the fallback has none either.
  */
 export function fallbackPicker(primary: PickerSource, fallback: PickerSource | undefined): Picker {
   return {
-    pick(context) {
-      const result = primary.picker.pick(context);
-      if (result.kind === 'endpoint' || !fallback) return result;
-      const second = fallback.picker.pick(context);
-      return second.kind === 'endpoint' ? second : result;
-    },
-    peek(context) {
-      const result = primary.picker.peek(context);
-      if (result.kind === 'endpoint' || !fallback) return result;
-      const second = fallback.picker.peek(context);
-      return second.kind === 'endpoint' ? second : result;
-    },
+    pick: (context) => fallbackChoice(primary, fallback, context, (picker) => picker.pick(context)),
+    peek: (context) => fallbackChoice(primary, fallback, context, (picker) => picker.peek(context)),
   };
+}
+
+function fallbackChoice<R extends PickResult | PeekResult>(primary: PickerSource, fallback: PickerSource | undefined, context: PickContext, ask: (picker: Picker) => R): R {
+  const answer = new UntriedFirst<R>(context.tried);
+  const first = ask(primary.picker);
+  const taken = answer.take(first);
+  if (taken !== undefined || !fallback) return taken ?? first;
+  // `first` is a repeat (then held) or a none.
+  return answer.take(ask(fallback.picker)) ?? answer.end(first);
+}
+
+/**
+ * The answers of a composed picker's sources, offered in its order for one pick or peek: the
+ * first endpoint is the answer, except on a retry's pick (`PickContext.tried`), where an endpoint
+ * the request tried is held while the later sources are asked, and answered only when none of
+ * them offers an untried one (the first repeat; a later one is released unused at once). A source
+ * is a balancer that honours `tried` itself, so its repeat means it has no untried member: a retry
+ * goes to an untried member anywhere the picker may send the request, and repeats only once every
+ * one was tried, as a single balancer's retry does. The usual pick (no `tried`) takes the first
+ * endpoint as before.
+ */
+class UntriedFirst<R extends PickResult | PeekResult> {
+  private repeat: R | undefined;
+
+  constructor(private readonly tried: readonly string[] | undefined) {}
+
+  /** `result` when it is the answer (a repeat held is then released), else undefined: ask the next source. */
+  take(result: R): R | undefined {
+    if (result.kind !== 'endpoint') return undefined;
+    if (this.tried === undefined || !this.tried.includes(result.address)) {
+      if (this.repeat !== undefined) release(this.repeat);
+      return result;
+    }
+    if (this.repeat === undefined) this.repeat = result;
+    else release(result);
+    return undefined;
+  }
+
+  /** Once every source was asked: the repeat held, else `none`. */
+  end<N extends R | NoEndpoint>(none: N): R | N {
+    return this.repeat ?? none;
+  }
+}
+
+/** Frees a pick's slot unused; a peek holds none. */
+function release(result: PickResult | PeekResult): void {
+  if ('done' in result) result.done(UNUSED_PICK);
 }
 
 /**
@@ -89,6 +128,8 @@ export interface CanaryPlan {
  * The canary picker: a request on a lane goes to the lane's subset; the others to the subset the
  * smooth split chooses. When the chosen subset has nothing to give, the other weighted subsets are
  * tried in plan order, then the fallback, so removing every canary instance fails no request.
+ * A retry's pick goes on in that order past a subset that offers only instances the request tried
+ * (the lane's too), and repeats the first such only when none has an untried one (`UntriedFirst`).
  * With nothing anywhere, the answer is `no-healthy-instances` when some subset has instances, else `no-instances`.
  * `split` holds the rotation, so that it survives a rebuild of the picker.
  */
@@ -109,33 +150,38 @@ export function canaryPicker(plan: CanaryPlan, split: SmoothSplit): Picker {
 function canaryChoice<R extends PickResult | PeekResult>(plan: CanaryPlan, choose: () => number, context: PickContext, ask: (picker: Picker) => R): R | NoEndpoint {
   const { lanes, fallback } = plan;
   const entries = plan.split;
+  const answer = new UntriedFirst<R>(context.tried);
   for (const lane of lanes) {
     if (!onLane(lane, context)) continue;
-    const result = ask(lane.to.picker);
-    if (result.kind === 'endpoint') return result;
+    const taken = answer.take(ask(lane.to.picker));
+    if (taken !== undefined) return taken;
     break;
   }
   let none: NoEndpoint = NO_INSTANCES;
   const chosen = choose();
   if (chosen >= 0) {
     const result = ask(entries[chosen]!.source.picker);
-    if (result.kind === 'endpoint') return result;
-    none = result;
+    const taken = answer.take(result);
+    if (taken !== undefined) return taken;
+    if (result.kind === 'none') none = result;
   }
   for (let index = 0; index < entries.length; index += 1) {
     const entry = entries[index]!;
     if (index === chosen || entry.weight <= 0) continue;
     const result = ask(entry.source.picker);
-    if (result.kind === 'endpoint') return result;
-    if (result.reason === 'no-healthy-instances') none = result;
+    const taken = answer.take(result);
+    if (taken !== undefined) return taken;
+    if (result.kind === 'none' && result.reason === 'no-healthy-instances') none = result;
   }
   if (fallback) {
     const result = ask(fallback.picker);
-    if (result.kind === 'endpoint') return result;
-    if (result.reason === 'no-healthy-instances') none = result;
+    const taken = answer.take(result);
+    if (taken !== undefined) return taken;
+    if (result.kind === 'none' && result.reason === 'no-healthy-instances') none = result;
   }
-  // Instances that exist but may not take traffic say more than an empty subset.
-  return none;
+  // A repeat (every member the request may reach was tried); else instances that exist but may
+  // not take traffic say more than an empty subset.
+  return answer.end(none);
 }
 
 const NO_INSTANCES: NoEndpoint = Object.freeze({ kind: 'none', reason: 'no-instances' });

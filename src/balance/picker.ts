@@ -15,7 +15,8 @@ export interface PickContext {
    * (least-connections and p2c the least loaded such member; random a weighted draw among them;
    * weighted round-robin by nginx's smooth step over them; consistent hash the next owner clockwise
    * on its ring, or without a key a weighted draw; round-robin the first after its cursor, which
-   * moves past it). Absent on a request's usual picks.
+   * moves past it; the subset and canary pickers go past a subset that has only tried members).
+   * Absent on a request's usual picks.
    */
   readonly tried?: readonly string[];
   /**
