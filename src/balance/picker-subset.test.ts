@@ -33,6 +33,17 @@ function members(released: string[], ...ids: string[]): PickerSource {
 /** A retry's context naming the test instances `ids` as tried. */
 const triedOf = (...ids: string[]): PickContext => ({ tried: ids.map((id) => instanceAddress(testInstance(id))) });
 
+/** A 90/10 canary plan between `v1` and `v2`, no lanes or fallback unless `extra` gives them. */
+const plan = (v1: PickerSource, v2: PickerSource, extra: Partial<CanaryPlan> = {}): CanaryPlan => ({
+  split: [
+    { weight: 90, source: v1 },
+    { weight: 10, source: v2 },
+  ],
+  lanes: [],
+  fallback: undefined,
+  ...extra,
+});
+
 function counts(picks: number, picker: Picker, context: PickContext = {}): Record<string, number> {
   const seen: Record<string, number> = {};
   for (let index = 0; index < picks; index += 1) {
@@ -102,16 +113,6 @@ describe('fallbackPicker', () => {
 });
 
 describe('canaryPicker', () => {
-  const plan = (v1: PickerSource, v2: PickerSource, extra: Partial<CanaryPlan> = {}): CanaryPlan => ({
-    split: [
-      { weight: 90, source: v1 },
-      { weight: 10, source: v2 },
-    ],
-    lanes: [],
-    fallback: undefined,
-    ...extra,
-  });
-
   it('splits exactly 90/10 over a whole cycle', () => {
     expect(counts(1_000, canaryPicker(plan(source('v1'), source('v2')), new SmoothSplit([90, 10])))).toEqual({ v1: 900, v2: 100 });
   });
@@ -174,19 +175,9 @@ describe('canaryPicker', () => {
 });
 
 describe('canaryPicker retries', () => {
-  const split = (v1: PickerSource, v2: PickerSource, extra: Partial<CanaryPlan> = {}): CanaryPlan => ({
-    split: [
-      { weight: 90, source: v1 },
-      { weight: 10, source: v2 },
-    ],
-    lanes: [],
-    fallback: undefined,
-    ...extra,
-  });
-
   it('sends a retry that tried every member of the chosen subset to an untried one of the other, and releases the repeat', () => {
     const released: string[] = [];
-    const picker = canaryPicker(split(members(released, 'a'), members(released, 'b')), new SmoothSplit([90, 10]));
+    const picker = canaryPicker(plan(members(released, 'a'), members(released, 'b')), new SmoothSplit([90, 10]));
     // The split chose v1 for both: the old picker answered a, the one member of v1, again.
     expect([pickedId(picker.pick({})), pickedId(picker.pick(triedOf('a')))]).toEqual(['a', 'b']);
     expect(released).toEqual(['a']);
@@ -194,7 +185,7 @@ describe('canaryPicker retries', () => {
 
   it('keeps a retry in the chosen subset while it has an untried member, and the split of first attempts exact', () => {
     const released: string[] = [];
-    const picker = canaryPicker(split(members(released, 'a', 'a2'), members(released, 'b')), new SmoothSplit([90, 10]));
+    const picker = canaryPicker(plan(members(released, 'a', 'a2'), members(released, 'b')), new SmoothSplit([90, 10]));
     expect(pickedId(picker.pick(triedOf('a')))).toBe('a2');
     expect(counts(99, picker)).toEqual({ a: 89, b: 10 });
     expect(released).toEqual([]);
@@ -205,7 +196,7 @@ describe('canaryPicker retries', () => {
     ['the fallback, once every subset of the split was tried', { fallback: members([], 'a', 'f') }, triedOf('a', 'b'), 'f'],
     ['a repeat of the chosen subset, once every member anywhere was tried', { fallback: members([], 'a') }, triedOf('a', 'b'), 'a'],
   ])('sends a retry to %s', (_case, extra: Partial<CanaryPlan>, context: PickContext, expected) => {
-    const picker = canaryPicker(split(members([], 'a'), members([], 'b'), extra), new SmoothSplit([90, 10]));
+    const picker = canaryPicker(plan(members([], 'a'), members([], 'b'), extra), new SmoothSplit([90, 10]));
     expect(pickedId(picker.peek(context))).toBe(expected);
     expect(pickedId(picker.pick(context))).toBe(expected);
   });
