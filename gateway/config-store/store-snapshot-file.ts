@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { writeFileAtomically } from '../../src/atomic-file.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { storeIdentity } from './store-layout.ts';
 import type { StoreListing } from './store-source.ts';
@@ -26,10 +25,7 @@ export function defaultSnapshotPath(configPath: string): string {
  */
 export async function writeStoreSnapshot(path: string, url: string, listing: StoreListing): Promise<void> {
   const content: SnapshotFile = { format: 1, url, revision: listing.revision, savedAt: new Date().toISOString(), entries: Object.fromEntries(listing.entries) };
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(content)}\n`, { mode: 0o600 });
-  await rename(temporary, path);
+  await writeFileAtomically(path, `${JSON.stringify(content)}\n`);
 }
 
 /**
