@@ -62,7 +62,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   // 1. Providers: every registry, plus the static instances declared in the file.
   const staticInstances = new StaticProvider('static');
   staticInstances.replace(staticInstanceLists(config));
-  const providers = [...config.registries.map((registry) => createProvider(registry.location, registry.credentials)), staticInstances];
+  const providers = [...config.registries.map((registry) => createProvider(registry.location, registry.credentials, registry.snapshotPath === undefined ? undefined : { path: registry.snapshotPath })), staticInstances];
   // What each registry provider runs with, by position: the list waits for a restart, credentials do not.
   const running: RunningRegistry[] = config.registries.map((registry) => ({ url: registry.url, sha256: registry.credentials?.sha256 }));
   const registries: RegistryRef[] = providers.map((provider, index) => {

@@ -27,6 +27,14 @@ export const providerSnapshotsTotal = new Counter({
   registers: [metricsRegistry],
 });
 
+/** While a provider serves the sets of its snapshot file (its registry unreachable at start): when that file was written. */
+export const providerSnapshotSaved = new Gauge({
+  name: 'switchboard_provider_snapshot_saved_timestamp_seconds',
+  help: 'While a provider serves the instance sets of its snapshot file because its registry could not be listed at start: when the file was written (unix seconds); absent otherwise.',
+  labelNames: ['provider'] as const,
+  registers: [metricsRegistry],
+});
+
 /** 1 while a provider serves its last good set because its registry is unreachable. */
 export const providerStale = new Gauge({
   name: 'switchboard_provider_stale',

@@ -51,6 +51,12 @@ export interface ServiceProviderView {
   readonly invalid: number;
   /** The first of those entries (at most `MAX_INVALID_ENTRIES_LISTED`): key, reason and since when (ISO). */
   readonly invalidEntries: readonly { readonly key: string; readonly reason: string; readonly since: string }[];
+  /**
+   * Set while the set is the provider's snapshot file's (the registry could not be listed at
+   * start): when the file was written (ISO; the set's age is the time since); null for a set the
+   * registry listed.
+   */
+  readonly fromSnapshot: { readonly savedAt: string } | null;
 }
 
 /** One service in `GET /api/services`. */
@@ -89,6 +95,7 @@ export function serviceView(sources: AdminSources, name: string, statuses: Reado
       instances: listing.instances.length,
       invalid: listing.invalid,
       invalidEntries: (listing.invalidEntries ?? []).map((entry) => ({ key: entry.key, reason: entry.reason, since: new Date(entry.since).toISOString() })),
+      fromSnapshot: listing.fromSnapshot ? { savedAt: new Date(listing.fromSnapshot.savedAt).toISOString() } : null,
     };
   });
   const held = sources.aggregator.service(name).current()?.held ?? new Map();

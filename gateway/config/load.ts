@@ -47,7 +47,7 @@ function parseFastPath(path: string, text: string, options: ParseConfigOptions):
   if (!fast) return undefined;
   const parsed = configSchema.safeParse(withoutExtensions(fast.content ?? {}));
   if (!parsed.success) return undefined;
-  const resolved = resolveConfig(parsed.data, { baseDir: dirname(resolve(path)) });
+  const resolved = resolveConfig(parsed.data, { baseDir: dirname(resolve(path)), configPath: resolve(path) });
   if (options.readFiles === false) return resolved;
   const withTls = readUpstreamTlsFiles(resolved, path);
   const withRegistries = readRegistryCredentials(withTls.config, path);
@@ -78,7 +78,7 @@ export function parseLocated(path: string, text: string, options: ParseConfigOpt
   }
   const parsed = configSchema.safeParse(withoutExtensions(content ?? {}));
   if (!parsed.success) throw new GatewayConfigError(path, locateIssues(parsed.error.issues, document, lines));
-  const resolved = resolveConfig(parsed.data, { baseDir: dirname(resolve(path)) });
+  const resolved = resolveConfig(parsed.data, { baseDir: dirname(resolve(path)), configPath: resolve(path) });
   if (options.readFiles === false) return resolved;
   const withTls = readUpstreamTlsFiles(resolved, path);
   const withRegistries = readRegistryCredentials(withTls.config, path);

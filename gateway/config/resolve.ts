@@ -28,7 +28,7 @@ import {
   DEFAULT_WORKER_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_STICKY_COOKIE,
 } from './defaults.ts';
-import { DEFAULT_FORGET_AFTER_MS, DEFAULT_PROTECTION_HOLD_MS, DEFAULT_PROTECTION_THRESHOLD_PERCENT } from '../../src/discovery/index.ts';
+import { DEFAULT_FORGET_AFTER_MS, DEFAULT_PROTECTION_HOLD_MS, DEFAULT_PROTECTION_THRESHOLD_PERCENT, defaultRegistrySnapshotPath, registryProviderName } from '../../src/discovery/index.ts';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { ConfigInput } from './schema.ts';
 import type { EntryPointInput } from './schema-entrypoint.ts';
@@ -54,6 +54,7 @@ import type {
   HeaderPolicy,
   HealthCheckSettings,
   MiddlewareConfig,
+  RegistryConfig,
   MirrorRouting,
   OutlierDetectionSettings,
   RedisSettings,
@@ -91,6 +92,8 @@ const BUILT_IN: ServiceSettings = {
 export interface ResolveOptions {
   /** Folder relative certificate paths resolve against (the config file's folder); the working directory when not set. */
   readonly baseDir?: string;
+  /** The configuration file (absolute): registry snapshot files go beside it by default; none by default without it. */
+  readonly configPath?: string;
 }
 
 /** Applies every default to a parsed file: built-ins ← `defaults` ← each `services` entry, section by section. */
@@ -111,7 +114,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
     listen: entryPoints[0]!.listen,
     entryPoints,
     admin: resolveAdmin(input.admin),
-    registries: input.registries ?? [],
+    registries: (input.registries ?? []).map((registry) => ({ ...registry, snapshotPath: registrySnapshotPath(registry, baseDir, options.configPath) })),
     configStore: input.configStore && {
       ...input.configStore.location,
       snapshotPath: input.configStore.snapshot === undefined ? undefined : absolutePath(baseDir, input.configStore.snapshot),
@@ -207,6 +210,13 @@ function resolveEntryPoints(input: ConfigInput, baseDir: string): EntryPointConf
         : {}),
     };
   });
+}
+
+/** Where a registry keeps its snapshot file (`RegistryConfig.snapshotPath`). */
+function registrySnapshotPath(registry: RegistryConfig, baseDir: string, configPath: string | undefined): string | undefined {
+  if (registry.location.kind === 'file' || registry.snapshot === false) return undefined;
+  if (registry.snapshot !== undefined) return absolutePath(baseDir, registry.snapshot);
+  return configPath === undefined ? undefined : defaultRegistrySnapshotPath(configPath, registryProviderName(registry.location));
 }
 
 /** `path` as is when absolute, else from `baseDir` (the configuration file's folder). */

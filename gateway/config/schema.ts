@@ -59,15 +59,21 @@ function etcdSecurityIssues(url: string, location: { kind: string; endpoints?: r
   }
 }
 
-/** A registry: its URL, or `{ url, tls, auth }` for an etcd registry that needs a private CA, a client certificate or a user. */
+/**
+ * A registry: its URL, or `{ url, tls, auth, snapshot }` for an etcd registry that needs a private
+ * CA, a client certificate or a user, or for a registry whose snapshot file is elsewhere or off.
+ */
 const registry = z.union(
   [
     registryUrl,
-    section({ url: registryUrl, tls: etcdTlsSection.optional(), auth: etcdAuthSection.optional() })
-      .superRefine((entry, context) => etcdSecurityIssues(entry.url.url, entry.url.location, entry, context))
-      .transform(({ url, tls, auth }) => ({ ...url, ...(tls === undefined ? {} : { tls }), ...(auth === undefined ? {} : { auth }) })),
+    section({ url: registryUrl, tls: etcdTlsSection.optional(), auth: etcdAuthSection.optional(), snapshot: z.union([z.literal(false), z.string().min(1)], { error: 'expected false or a file path' }).optional() })
+      .superRefine((entry, context) => {
+        etcdSecurityIssues(entry.url.url, entry.url.location, entry, context);
+        if (entry.snapshot !== undefined && entry.url.location.kind === 'file') context.addIssue({ code: 'custom', path: ['snapshot'], message: 'a file: registry keeps no snapshot (it is a local file already)' });
+      })
+      .transform(({ url, tls, auth, snapshot }) => ({ ...url, ...(tls === undefined ? {} : { tls }), ...(auth === undefined ? {} : { auth }), ...(snapshot === undefined ? {} : { snapshot }) })),
   ],
-  { error: 'expected a registry URL (zk://, etcd://, etcds://, file:) or { url, tls, auth }' },
+  { error: 'expected a registry URL (zk://, etcd://, etcds://, file:) or { url, tls, auth, snapshot }' },
 );
 
 /** The shared configuration store's URL (`etcd://…/root`, `zk://…/root`) checked by `parseStoreUrl`. */

@@ -207,6 +207,13 @@ export interface RegistryConfig {
   readonly tls?: EtcdTlsFiles | undefined;
   /** User/password authentication of an etcd registry, as written. */
   readonly auth?: EtcdAuthFiles | undefined;
+  /** The snapshot file as written: a path, or false for none; `<config file>.registry-snapshot.<registry>.json` when absent. */
+  readonly snapshot?: string | false | undefined;
+  /**
+   * The file the registry's last known instance sets are kept in (absolute), served when the
+   * registry cannot be listed at start; undefined for none (`snapshot: false`, a `file:` registry).
+   */
+  readonly snapshotPath?: string | undefined;
   /** What `tls` and `auth` name, read at load (`readRegistryCredentials`); undefined when neither is given or files are not read. */
   readonly credentials?: ConnectionCredentials | undefined;
 }

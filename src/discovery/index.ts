@@ -24,3 +24,5 @@ export type { EtcdProviderOptions } from './etcd/index.ts';
 export { createProvider } from './provider-factory.ts';
 export { registryProviderName } from './provider-name.ts';
 export { DeferredProvider } from './deferred-provider.ts';
+export { defaultRegistrySnapshotPath, readRegistrySnapshot, writeRegistrySnapshot, type RegistrySnapshot } from './registry-snapshot-file.ts';
+export { DEFAULT_SNAPSHOT_WAIT_MS, SnapshotFallbackProvider, type SnapshotFallbackOptions } from './snapshot-fallback-provider.ts';

@@ -40,6 +40,13 @@ export interface ProviderSnapshot {
    * with no children, a list naming the service with no instances) means the service exists, empty.
    */
   readonly gone?: true;
+  /**
+   * Set when the set is not a listing of the registry but its last known set, read from the
+   * provider's snapshot file because the registry could not be listed at start (see
+   * `SnapshotFallbackProvider`): when that file was written (epoch ms). The registry's first listing
+   * replaces it.
+   */
+  readonly fromSnapshot?: { readonly savedAt: number };
 }
 
 /** One registry entry skipped as invalid: where it is, why, and since when (epoch ms) it has been invalid. */
