@@ -1,6 +1,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigFileError } from '../../src/errors.ts';
 import { GatewayConfigError, loadConfig, parseConfig } from './load.ts';
@@ -23,7 +23,9 @@ describe('parseConfig', () => {
     const config = parseConfig('gateway.yaml', MINIMAL);
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080 });
     expect(config.admin).toEqual({ listen: { host: '127.0.0.1', port: 9180 }, token: undefined });
-    expect(config.registries).toEqual([{ url: 'zk://127.0.0.1:2181/services', location: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/services' } }]);
+    expect(config.registries).toEqual([
+      { url: 'zk://127.0.0.1:2181/services', location: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/services' }, snapshotPath: resolve('gateway.yaml.registry-snapshot.zk_127.0.0.1_2181_services.json') },
+    ]);
     expect(config.services.get('user')?.balancer).toEqual({ algorithm: 'weighted-round-robin' });
     expect(config.routes).toMatchObject([
       { name: '/api/user', path: '/api/user', service: 'user', stripPrefix: true, namespace: false },
@@ -39,7 +41,20 @@ describe('parseConfig', () => {
       services: { user: { balancer: 'weighted-round-robin' } },
       routes: [{ path: '/api/user', service: 'user', stripPrefix: true }, { namespace: true }],
     });
-    expect(parseConfig('gateway.json', json)).toEqual(parseConfig('gateway.yaml', MINIMAL));
+    // Each file's registry snapshot goes beside it.
+    const withoutSnapshots = (config: ReturnType<typeof parseConfig>) => ({ ...config, registries: config.registries.map(({ snapshotPath: _path, ...registry }) => registry) });
+    expect(withoutSnapshots(parseConfig('gateway.json', json))).toEqual(withoutSnapshots(parseConfig('gateway.yaml', MINIMAL)));
+  });
+
+  it('keeps each registry\'s snapshot beside the config file, where its snapshot says, or none with false', () => {
+    const config = parseConfig('/etc/sb/gateway.yaml', `registries:
+  - zk://127.0.0.1:2181/services
+  - { url: etcd://127.0.0.1:2379/services, snapshot: state/etcd.json }
+  - { url: etcd://127.0.0.1:2379/other, snapshot: false }
+  - file:instances.yaml
+`);
+    expect(config.registries.map((registry) => registry.snapshotPath)).toEqual(['/etc/sb/gateway.yaml.registry-snapshot.zk_127.0.0.1_2181_services.json', '/etc/sb/state/etcd.json', undefined, undefined]);
+    expect(errorOf('registries: [{ url: "file:instances.yaml", snapshot: x.json }]').message).toMatch(/registries\.0\.snapshot .*a file: registry keeps no snapshot/);
   });
 
   it('fills every default for an empty file', () => {
