@@ -1,11 +1,11 @@
 import type { Subscription } from 'rxjs';
 import { INSTANCE_PROTOCOLS, type Instance } from '../src/discovery/instance.ts';
-import { MAX_INSTANCE_WEIGHT } from '../src/discovery/instance-codec.ts';
+import { instanceEntrySizeProblem, MAX_INSTANCE_WEIGHT } from '../src/discovery/instance-codec.ts';
 import { instanceHostProblem } from '../src/discovery/instance-host.ts';
 import { componentLogger } from '../src/logger.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts';
 import { BackendHealth } from './backend-health.ts';
-import { INSTANCE_ID, INSTANCE_ID_RULE, LONGEST_TIMER_MS, MIN_TTL_MS, SERVICE_NAME, SERVICE_NAME_RULE, unwritableLocation, type AgentOptions } from './cli.ts';
+import { INSTANCE_ID, INSTANCE_ID_RULE, LONGEST_TIMER_MS, MIN_TTL_MS, nameLengthProblem, SERVICE_NAME, SERVICE_NAME_RULE, unwritableLocation, type AgentOptions } from './cli.ts';
 import { EtcdRegistration } from '../src/registration/registration-etcd.ts';
 import type { ConnectionCredentials } from '../src/connection-credentials.ts';
 import { ZooKeeperRegistration } from '../src/registration/registration-zookeeper.ts';
@@ -134,8 +134,7 @@ export function register(options: RegisterOptions): RegistrationHandle {
   const id = options.id ?? `${options.service}-${host}-${options.port}`;
   const problem = registerOptionsProblem(options, host, id);
   if (problem !== undefined) throw new Error(`register(): ${problem}`);
-  const registration = createRegistration(parseRegistryUrl(options.registry), options.ttlMs ?? 10_000);
-  registration.register({
+  const instance: Instance = {
     id,
     service: options.service,
     host,
@@ -143,7 +142,11 @@ export function register(options: RegisterOptions): RegistrationHandle {
     weight: options.weight ?? 1,
     ...(options.protocol === undefined ? { protocol: 'http', protocolDefaulted: true } : { protocol: options.protocol }),
     metadata: options.metadata ?? {},
-  });
+  };
+  const sizeProblem = instanceEntrySizeProblem(instance);
+  if (sizeProblem !== undefined) throw new Error(`register(): metadata: ${sizeProblem}`);
+  const registration = createRegistration(parseRegistryUrl(options.registry), options.ttlMs ?? 10_000);
+  registration.register(instance);
   return { registration, close: () => registration.close() };
 }
 
@@ -156,10 +159,14 @@ export function register(options: RegisterOptions): RegistrationHandle {
 function registerOptionsProblem(options: RegisterOptions, host: string, id: string): string | undefined {
   const { service, port, weight, ttlMs, protocol } = options;
   if (typeof service !== 'string' || !SERVICE_NAME.test(service)) return `service "${service}" ${SERVICE_NAME_RULE}`;
+  const serviceLength = nameLengthProblem(service);
+  if (serviceLength !== undefined) return `service ${serviceLength}`;
   if (!Number.isInteger(port) || port < 1 || port > 65_535) return `port ${port} must be a whole number from 1 to 65535`;
   const hostProblem = instanceHostProblem(host);
   if (hostProblem !== undefined) return `host "${host}" ${hostProblem}`;
   if (!INSTANCE_ID.test(id)) return `id "${id}" ${INSTANCE_ID_RULE}`;
+  const idLength = nameLengthProblem(id);
+  if (idLength !== undefined) return `id ${idLength}`;
   if (weight !== undefined && (!Number.isInteger(weight) || weight < 0 || weight > MAX_INSTANCE_WEIGHT)) return `weight ${weight} must be a whole number from 0 to ${MAX_INSTANCE_WEIGHT}`;
   if (ttlMs !== undefined && !(ttlMs >= MIN_TTL_MS && ttlMs <= LONGEST_TIMER_MS)) return `ttlMs ${ttlMs} must be from ${MIN_TTL_MS} to ${LONGEST_TIMER_MS}`;
   // The type says so, but a JavaScript caller's "http2" would register an entry gateways skip as invalid.

@@ -99,6 +99,10 @@ describe('parseAgentArgs', () => {
     { args: [...BASE, '--health', 'http://10.0.0.5:8081/healthz'], error: /^--health: "http:\/\/10\.0\.0\.5:8081\/healthz" is a URL; give the path alone \(http:\/healthz\)/ },
     { args: [...BASE, '--health', 'https://backend.internal/healthz'], error: /^--health: "https:\/\/backend\.internal\/healthz" is a URL; give the path alone/ },
     { args: [...BASE, '--metadata', 'novalue'], error: /^--metadata: "novalue" must be key=value$/ },
+    // ZooKeeper (jute.maxbuffer) and etcd (request size) would refuse it at each attempt, in their own words; gateways skip it.
+    { args: [...BASE, '--metadata', `blob=${'x'.repeat(70_000)}`], error: /^--metadata: 70011 bytes of metadata make an entry of 70\d{3} bytes, more than the 65536 a registry entry may hold \(gateways skip a larger one\)$/ },
+    { args: [...BASE, '--id', 'u'.repeat(257)], error: /^--id: is 257 characters, more than the 256 a registry entry may name$/ },
+    { args: [...BASE, '--service', 's'.repeat(300)], error: /^--service: is 300 characters, more than the 256/ },
     { args: [...BASE, '--ttl', '500ms'], error: /^--ttl: "500ms" is below 1s/ },
     // Past 2^31 - 1 ms a Node timer fires after 1 ms: probes every millisecond, no drain, no deregistration bound.
     { args: [...BASE, '--interval', '1000d'], error: /^--interval: "1000d" is longer than 24 days, the longest a timer can wait$/ },

@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { usageReason } from '../src/cli-usage.ts';
+import { instanceEntrySizeProblem, MAX_INSTANCE_ID_LENGTH } from '../src/discovery/instance-codec.ts';
 import { instanceHostProblem } from '../src/discovery/instance-host.ts';
 import { parseDurationMs } from '../src/duration.ts';
 import { SwitchboardError } from '../src/errors.ts';
@@ -105,6 +106,14 @@ export const INSTANCE_ID = /^[\w.:-]+$/;
 /** What `INSTANCE_ID` asks for, in an error. */
 export const INSTANCE_ID_RULE = 'must be letters, digits, ".", ":", "_" or "-"';
 
+/**
+ * Why a service name or instance id is too long, or undefined: an id longer than gateways take
+ * makes an entry they skip; a service name is held to the same bound (one path segment).
+ */
+export function nameLengthProblem(name: string): string | undefined {
+  return name.length > MAX_INSTANCE_ID_LENGTH ? `is ${name.length} characters, more than the ${MAX_INSTANCE_ID_LENGTH} a registry entry may name` : undefined;
+}
+
 /** Environment variable that stands in for `--flag`: `SWITCHBOARD_` and the flag in capitals. */
 export function envNameOf(flag: string): string {
   return `SWITCHBOARD_${flag.toUpperCase().replaceAll('-', '_')}`;
@@ -148,6 +157,8 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const zooKeeperCredentials = zooKeeperCredentialsOf(registry, get);
   const service = required('service', get('service'));
   if (!SERVICE_NAME.test(service)) throw new AgentUsageError('service', `"${service}" ${SERVICE_NAME_RULE}`);
+  const serviceLength = nameLengthProblem(service);
+  if (serviceLength !== undefined) throw new AgentUsageError('service', serviceLength);
   const port = portOf('port', required('port', get('port')), values.port !== undefined);
   const host = get('host') ?? '127.0.0.1';
   // Gateways skip an entry whose host fits in no upstream URL (`10.0.0.5:8080`, `[::1]`, empty): it would never be routed to.
@@ -155,6 +166,8 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   if (hostProblem !== undefined) throw new AgentUsageError('host', `"${host}" ${hostProblem}`);
   const id = get('id') ?? `${service}-${host}-${port}`;
   if (!INSTANCE_ID.test(id)) throw new AgentUsageError('id', `"${id}" ${INSTANCE_ID_RULE}`);
+  const idLength = nameLengthProblem(id);
+  if (idLength !== undefined) throw new AgentUsageError('id', idLength);
 
   const protocol = protocolOf(get('protocol'));
   const health = probe(get('health') ?? 'tcp');
@@ -163,15 +176,20 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   if (health.kind === 'http' && (protocol === 'grpc' || protocol === 'grpcs')) {
     throw new AgentUsageError('health', `http:${health.path} cannot check a ${protocol} backend: use grpc[:service] (grpc.health.v1) or tcp`);
   }
+  const weight = integer('weight', get('weight') ?? '1', 0, 1_000_000);
+  const pairs = metadata(values.metadata as string[] | undefined, env[envNameOf('metadata')]);
+  // Refused now, not by ZooKeeper (jute.maxbuffer) or etcd (request size) at each registration attempt, nor skipped by gateways.
+  const sizeProblem = instanceEntrySizeProblem({ id, service, host, port, weight, ...(protocol === undefined ? { protocol: 'http', protocolDefaulted: true } : { protocol }), metadata: pairs });
+  if (sizeProblem !== undefined) throw new AgentUsageError('metadata', sizeProblem);
   return {
     registry,
     registryUrl,
     service,
     host,
     port,
-    weight: integer('weight', get('weight') ?? '1', 0, 1_000_000),
+    weight,
     id,
-    metadata: metadata(values.metadata as string[] | undefined, env[envNameOf('metadata')]),
+    metadata: pairs,
     protocol,
     probe: health,
     healthPort: healthPort === undefined ? undefined : portOf('health-port', healthPort, values['health-port'] !== undefined),

@@ -19,6 +19,8 @@ describe('register(), the in-process API', () => {
     [{ service: 'user', port: 8080, id: 'a/b' }, /^register\(\): id "a\/b" must be letters/],
     [{ service: 'user', port: 8080, weight: -5 }, /^register\(\): weight -5 must be a whole number from 0 to 1000000$/],
     [{ service: 'user', port: 8080, ttlMs: 100 }, /^register\(\): ttlMs 100 must be from 1000 to 2147483647$/],
+    [{ service: 'user', port: 8080, id: 'u'.repeat(300) }, /^register\(\): id is 300 characters, more than the 256 a registry entry may name$/],
+    [{ service: 'user', port: 8080, metadata: { blob: 'x'.repeat(70_000) } }, /^register\(\): metadata: 70011 bytes of metadata make an entry of \d+ bytes, more than the 65536/],
     [{ service: 'user', port: 8080, protocol: 'http2' as never }, /^register\(\): protocol "http2" must be one of http, https, h2c, h2, grpc, grpcs, tcp$/],
   ])('refuses %j, which the command line refuses too, before connecting anywhere', (options, error) => {
     // Port 1 of loopback: a registry nobody answers on, were it ever contacted.

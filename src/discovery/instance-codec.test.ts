@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeInstance, encodeInstance, type RawInstance } from './instance-codec.ts';
+import { decodeInstance, encodeInstance, instanceEntrySizeProblem, MAX_INSTANCE_ENTRY_BYTES, type RawInstance } from './instance-codec.ts';
 import { sameInstance, withDefaultProtocol, type Instance } from './instance.ts';
 
 const curator = {
@@ -74,6 +74,20 @@ describe('decodeInstance accepts every registry format', () => {
 
   it.each(cases)('decodes $name', ({ raw, expected }) => {
     expect(decodeInstance(raw)).toEqual({ ok: true, instance: expected });
+  });
+
+  it('takes an entry of up to MAX_INSTANCE_ENTRY_BYTES and skips a larger one, as the agent refuses to write it', () => {
+    const base: Instance = { id: 'a', service: 's', host: 'h', port: 1, weight: 1, protocol: 'http', metadata: {} };
+    const room = MAX_INSTANCE_ENTRY_BYTES - Buffer.byteLength(encodeInstance({ ...base, metadata: { blob: '' }, draining: true }));
+    // Bytes, not characters: 'é' is two.
+    const blob = 'é'.repeat(Math.floor(room / 2)) + 'x'.repeat(room % 2);
+    const largest: Instance = { ...base, metadata: { blob } };
+    expect(instanceEntrySizeProblem(largest)).toBeUndefined();
+    expect(decodeInstance({ service: 's', name: 'a', data: encodeInstance({ ...largest, draining: true }) }).ok).toBe(true);
+    const larger: Instance = { ...base, metadata: { blob: `${blob}x` } };
+    expect(instanceEntrySizeProblem(larger)).toMatch(/bytes of metadata make an entry of 65537 bytes, more than the 65536/);
+    const skipped = decodeInstance({ service: 's', name: 'a', data: Buffer.from(encodeInstance({ ...larger, draining: true })) });
+    expect(skipped.ok === false && skipped.error.message).toBe('s/a: data is 65537 bytes, more than the 65536 a registry entry may hold');
   });
 
   it('round-trips what encodeInstance writes', () => {

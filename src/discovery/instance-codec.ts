@@ -5,6 +5,15 @@ import { INSTANCE_PROTOCOLS, type Instance } from './instance.ts';
 
 /** Highest weight accepted from a registry; larger values are refused as likely mistakes. */
 export const MAX_INSTANCE_WEIGHT = 1_000_000;
+/**
+ * The most bytes a registry entry's data may hold: a larger one is skipped as invalid, and the agent
+ * refuses at start to write one (its `--metadata`). Far under what the registries store (ZooKeeper's
+ * `jute.maxbuffer`, about 1 MB; etcd's request limit, 1.5 MiB), which every gateway would hold per
+ * instance, and past what Consul lets a service's metadata be (64 pairs of 128-byte keys and 512-byte values).
+ */
+export const MAX_INSTANCE_ENTRY_BYTES = 65_536;
+/** The longest instance id an entry may carry; the agent refuses a longer `--id`. */
+export const MAX_INSTANCE_ID_LENGTH = 256;
 
 /** A registry entry before decoding: the service it sits under, its node or key name, its raw value. */
 export interface RawInstance {
@@ -31,7 +40,7 @@ const weight = z.number().int().min(0).max(MAX_INSTANCE_WEIGHT);
 const metadata = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String));
 
 const nativePayload = z.object({
-  id: z.string().min(1).max(256).optional(),
+  id: z.string().min(1).max(MAX_INSTANCE_ID_LENGTH).optional(),
   service: z.string().min(1).optional(),
   host: INSTANCE_HOST,
   port,
@@ -44,7 +53,7 @@ const nativePayload = z.object({
 /** Curator `ServiceInstance` as Spring Cloud Zookeeper writes it (`payload` is a `ZookeeperInstance`). */
 const curatorPayload = z.object({
   name: z.string().min(1),
-  id: z.string().min(1).max(256),
+  id: z.string().min(1).max(MAX_INSTANCE_ID_LENGTH),
   address: INSTANCE_HOST,
   port: port.nullable().optional(),
   sslPort: port.nullable().optional(),
@@ -82,8 +91,10 @@ export function encodeInstance(instance: Instance): string {
 }
 
 function decodeOrThrow(raw: RawInstance): Instance {
-  const text = typeof raw.data === 'string' ? raw.data : raw.data ? Buffer.from(raw.data).toString('utf8') : '';
   const where = `${raw.service}/${raw.name}`;
+  const bytes = typeof raw.data === 'string' ? Buffer.byteLength(raw.data) : (raw.data?.byteLength ?? 0);
+  if (bytes > MAX_INSTANCE_ENTRY_BYTES) throw new InvalidInstanceError(`${where}: data is ${bytes} bytes, more than the ${MAX_INSTANCE_ENTRY_BYTES} a registry entry may hold`);
+  const text = typeof raw.data === 'string' ? raw.data : raw.data ? Buffer.from(raw.data).toString('utf8') : '';
   if (text.trim() === '') return decodeHostPortName(raw, where);
 
   let json: unknown;
@@ -115,6 +126,17 @@ function decodeOrThrow(raw: RawInstance): Instance {
     metadata: value.metadata ?? {},
     ...(value.draining === true ? { draining: true } : {}),
   };
+}
+
+/**
+ * Why the entry the agent would write for `instance` (with the drain mark, its largest form) is one
+ * gateways skip for its size, or undefined: its metadata, the one field of unbounded length.
+ */
+export function instanceEntrySizeProblem(instance: Instance): string | undefined {
+  const bytes = Buffer.byteLength(encodeInstance({ ...instance, draining: true }));
+  if (bytes <= MAX_INSTANCE_ENTRY_BYTES) return undefined;
+  const metadataBytes = Buffer.byteLength(JSON.stringify(instance.metadata));
+  return `${metadataBytes} bytes of metadata make an entry of ${bytes} bytes, more than the ${MAX_INSTANCE_ENTRY_BYTES} a registry entry may hold (gateways skip a larger one)`;
 }
 
 function decodeCurator(raw: RawInstance, json: object, where: string): Instance {

@@ -90,6 +90,16 @@ describe('switchboard-agent with ZooKeeper', () => {
     expect(await exists(reader, path)).toBeNull();
   });
 
+  it('refuses at start a --metadata that would make an entry past what gateways take, naming the flag, the size and the limit', async () => {
+    const user = await backend();
+    // Under the 128 KiB one argument may be, past the 64 KiB an entry may hold.
+    const agent = await agentBeside(user, ['--metadata', `blob=${'x'.repeat(70_000)}`]);
+    const exit = await agent.waitForExit(15_000);
+    expect(exit.code).toBe(2);
+    expect(await logOf(agent)).toMatch(/switchboard-agent: --metadata: 70011 bytes of metadata make an entry of \d+ bytes, more than the 65536 a registry entry may hold/);
+    expect(await exists(reader, `/services/user/user-${user.port}`)).toBeNull();
+  });
+
   it('survives a SIGHUP that comes while it is still loading its code, then registers the backend', async () => {
     const user = await backend();
     // The agent's bundle is held from loading (test/fixtures/hold-bundle.mjs) until the signal is sent: the moment does not depend on timing.
