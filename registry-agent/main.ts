@@ -172,9 +172,10 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
   process.exit(status);
 }
 
-/** Why shutdown finds no entry to drain: none wanted, or one wanted (in any state but `unregistered`) never written. */
+/** Why shutdown finds no entry to drain: none wanted, one held for good by another writer, or one wanted never written. */
 function noEntryReason(state: RegistrationState): string {
   if (state === 'unregistered') return 'no entry registered, nothing to drain; stopping without waiting --drain';
+  if (state === 'blocked') return 'no entry registered: another writer holds its key for good (see the error logged), so nothing was written, nothing to drain; stopping without waiting --drain';
   return 'no entry registered: the registry was never reached, so nothing was written, nothing to drain; stopping without waiting --drain';
 }
 

@@ -53,6 +53,21 @@ export class RegistryRefusalError extends RegistryError implements RegistryRefus
 }
 
 /**
+ * An entry at a registration's own key that another writer holds for good: a persistent ZooKeeper
+ * node or an etcd key on no lease (written by hand or by another tool). No session or lease ends it,
+ * and it is not the registration's to delete or overwrite: the registration waits for an operator
+ * to delete it (`key`), and writes its own then.
+ */
+export class RegistryEntryHeldError extends SwitchboardError {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super('SB_REGISTRY_ENTRY_HELD', message);
+  }
+}
+
+/**
  * An empty "Resolution note:" that grpc-js (under the etcd client) appends to a failed call's details
  * when its resolver left none (`… ECONNREFUSED 127.0.0.1:2379. Resolution note: `).
  */

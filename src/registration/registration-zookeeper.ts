@@ -1,6 +1,7 @@
 import zookeeper from 'node-zookeeper-client';
 import { filter, firstValueFrom, timeout, type Subscription } from 'rxjs';
 import type { Instance } from '../discovery/instance.ts';
+import { RegistryEntryHeldError } from '../errors.ts';
 import { componentLogger } from '../logger.ts';
 import { exists, getData, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession, type ZooKeeperWatcher } from '../zookeeper/index.ts';
 import { describeZooKeeperRefusal, digestUser } from '../zookeeper/zookeeper-refusal.ts';
@@ -46,7 +47,9 @@ export const AGENT_SPIN_DELAY_MS = 500;
  * again; a node under the same id left by an older session of this registration is replaced, one
  * another session wrote meanwhile (a second agent registering the same id) is left alone, watched,
  * and ours written once it goes. A node under the same id found as the registration starts (or
- * starts again after a deregistration) is replaced: most likely this agent's previous run left it. A node deleted by another
+ * starts again after a deregistration) is replaced: most likely this agent's previous run left it.
+ * A persistent node there (no session owns it) is never deleted: the registration is `blocked` and
+ * writes its own once an operator deletes it (watched). A node deleted by another
  * client while it is wanted (an operator's `deleteall`, a clean-up script) is written again too,
  * as Curator's `PersistentNode` does: the session alone would never bring it back. Data of its
  * node that another client made unreadable to gateways is written back (`EntryRepair`).
@@ -69,6 +72,8 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
   private rewritingDeleted = false;
   /** True while a pass waits in `liveSession()`: that pass takes the next session itself. */
   private awaitingSession = false;
+  /** The path of a persistent node the last pass found at the entry's (`RegistryEntryHeldError`), until a pass starts: its deletion asks for one. */
+  private heldAt: string | undefined;
 
   private readonly entry: RegisteredEntry<T>;
 
@@ -141,6 +146,7 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       return;
     }
     const path = this.pathOf(instance);
+    this.heldAt = undefined;
     const data = Buffer.from(this.entry.encode(instance));
     const acls = writeAcls(this.options.digest !== undefined, this.options.readAccess);
     await mkdirp(client, path.slice(0, path.lastIndexOf('/')), acls);
@@ -149,8 +155,15 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       await create(client, path, data, zookeeper.CreateMode.EPHEMERAL, acls);
     } catch (error) {
       if (!isZooKeeperError(error, 'NODE_EXISTS')) throw error;
-      const stat = await exists(client, path);
+      // Watched: should it be a persistent node, its deletion asks for a pass (`heldWatcher`).
+      const stat = await exists(client, path, this.heldWatcher);
       const owner = stat && ephemeralOwnerOf(stat);
+      if (owner === PERSISTENT_OWNER) {
+        // No session owns it (written by hand or by another tool), so none ends it; this agent only
+        // ever writes ephemeral nodes, so it is another writer's, never ours to delete.
+        this.heldAt = path;
+        throw new RegistryEntryHeldError(path, `${path} is a persistent node (no session owns it: written by hand or by another tool): it never expires, and is not ours to delete; once it is deleted (zkCli.sh delete ${path}), ours is written at once`);
+      }
       if (stat && owner === id) {
         this.sendingOn(id);
         await setData(client, path, data, stat.version);
@@ -168,11 +181,7 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       } else {
         // Left by an older session of this agent, or by a previous run (this registration has
         // written nothing yet, or nothing since its deregistration): ours now.
-        if (stat && this.writtenBy === undefined) {
-          // A persistent node (no session owns it: written by hand or by another tool) is no agent's.
-          if (owner === PERSISTENT_OWNER) this.log.warn({ path }, 'registry entry is a persistent node as the registration starts (no session owns it: written by hand or by another tool?); replacing it with this agent\'s ephemeral node');
-          else this.log.warn({ path, owner }, 'registry entry written by another session as the registration starts; taking it (left by a previous run of this agent, or does another agent register the same id?)');
-        }
+        if (stat && this.writtenBy === undefined) this.log.warn({ path, owner }, 'registry entry written by another session as the registration starts; taking it (left by a previous run of this agent, or does another agent register the same id?)');
         if (stat) await remove(client, path, stat.version);
         this.sendingOn(id);
         await create(client, path, data, zookeeper.CreateMode.EPHEMERAL, acls);
@@ -224,6 +233,11 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
         else this.reconcile();
       },
     );
+  };
+
+  /** A persistent node in the entry's place changed or went: a pass writes ours if it went (and, for a change, watches it again). */
+  private readonly heldWatcher: ZooKeeperWatcher = (event) => {
+    if (event.getPath() === this.heldAt && this.desired && !this.closed) this.reconcile();
   };
 
   /** The session that wrote the wanted entry at `path` while it is still current, else undefined (the watch is no longer ours to act on). */

@@ -1,14 +1,18 @@
 import { BehaviorSubject, Subject, type Observable } from 'rxjs';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../backoff.ts';
-import { errorMessage, isRegistryRefusal } from '../errors.ts';
+import { errorMessage, isRegistryRefusal, RegistryEntryHeldError } from '../errors.ts';
 import { decodeInstance, encodeInstance } from '../discovery/instance-codec.ts';
 import type { Instance } from '../discovery/instance.ts';
 import type { Logger } from '../logger.ts';
 import { EntryRepair } from './registration-entry-repair.ts';
 import { PendingRemoval } from './registration-removal.ts';
 
-/** Where one registration stands; `retrying` means the registry refused or could not be reached. */
-export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'retrying' | 'closed';
+/**
+ * Where one registration stands; `retrying` means the registry refused or could not be reached,
+ * `blocked` that another writer holds its key for good (`RegistryEntryHeldError`): nothing is
+ * written until an operator deletes that entry.
+ */
+export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'retrying' | 'blocked' | 'closed';
 
 /** Delay between registration attempts while the registry is unreachable: jittered, at most a second, so an entry is back within about a second of its registry. */
 export const REGISTRATION_BACKOFF: BackoffOptions = { ...DEFAULT_BACKOFF, initialMs: 200, maxMs: 1_000 };
@@ -325,7 +329,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
       const from = this.currentState();
       this.rewriting = (from === 'registered' || (from === 'registering' && this.rewriting)) && !this.entryLost;
       this.entryLost = false;
-      if (from !== 'retrying') this.setState('registering', undefined, this.rewriting);
+      if (from !== 'retrying' && from !== 'blocked') this.setState('registering', undefined, this.rewriting);
       try {
         await this.ensure(instance);
         if (this.desired === instance) {
@@ -340,12 +344,13 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
           this.again = true;
           continue;
         }
+        const failed = error instanceof RegistryEntryHeldError ? 'blocked' : 'retrying';
         // A new session, lease or instance arrived during the failed attempt: it deserves a pass now.
         if (this.again) {
-          this.setState('retrying', error);
+          this.setState(failed, error);
           continue;
         }
-        this.setState('retrying', error);
+        this.setState(failed, error);
         await this.backOff(error, 'registration attempt failed');
       }
     } while (this.again);
@@ -388,10 +393,14 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     }
   }
 
-  /** Waits the next backoff delay after a failed attempt (cut short by `cancelRetry()` or a `reconcile()`), then asks the loop for another pass. */
+  /**
+   * Waits the next backoff delay after a failed attempt (cut short by `cancelRetry()` or a `reconcile()`), then asks the loop for another pass.
+   * An entry held for good waits as long as a refusal: an operator must act either way, and the
+   * subclass watches that entry, so its deletion asks for a pass at once (`reconcile()`).
+   */
   private async backOff(error: unknown, what: string): Promise<void> {
     const backoff = backoffDelay(this.attempt++, this.backoff);
-    const delayMs = isRegistryRefusal(error) ? Math.max(backoff, this.refusedRetryMs) : backoff;
+    const delayMs = isRegistryRefusal(error) || error instanceof RegistryEntryHeldError ? Math.max(backoff, this.refusedRetryMs) : backoff;
     this.log.debug({ err: errorMessage(error), delayMs }, what);
     await new Promise<void>((resolve) => {
       this.wakeRetry = resolve;
@@ -406,7 +415,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.wakeRetry?.();
   }
 
-  /** Moves to `state`, logged at info (a warning for `retrying`), or at debug when `rewrite` (see `rewriting`). */
+  /** Moves to `state`, logged at info (a warning for `retrying`, an error for `blocked`), or at debug when `rewrite` (see `rewriting`). */
   private setState(state: RegistrationState, error?: unknown, rewrite = false): void {
     const refused = state === 'retrying' && isRegistryRefusal(error);
     if (this.currentState() === state) {
@@ -418,6 +427,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     const fields = { from: this.currentState(), to: state, ...(error === undefined ? {} : { err: errorMessage(error) }) };
     // A rewrite's two steps (a peer's applied revision comes up to four times a second) log at debug; a failure still warns.
     if (state === 'retrying') this.warnRetrying(refused, fields);
+    // Nothing changes until an operator acts: said once, as an error, with the key and what to do (in `err`).
+    else if (state === 'blocked') this.log.error({ ...fields, key: (error as RegistryEntryHeldError).key }, 'registry entry held for good by another writer; not registered until it is deleted');
     else if (rewrite) this.log.debug(fields, `registration ${state}`);
     else this.log.info(fields, `registration ${state}`);
     this.state.next(state);

@@ -27,6 +27,8 @@ import {
 } from '../harness/index.ts';
 
 const SESSION_TIMEOUT_MS = 2_000;
+/** The data of a persistent node written by hand at an agent's path. */
+const BY_HAND = '{"written":"by hand"}';
 const FAST = ['--interval', '200ms', '--timeout', '500ms', '--rise', '1', '--fall', '2', '--drain', '0s'];
 
 const connect = connectZooKeeperClient;
@@ -234,23 +236,62 @@ describe('switchboard-agent with ZooKeeper', () => {
     expect(Date.now() - killedAt).toBeLessThan(SESSION_TIMEOUT_MS * 2 + 1_000);
   });
 
-  it('replaces a persistent node at its path with its ephemeral one, saying it is a persistent node, not another session\'s', async () => {
-    const user = await backend();
-    const path = `/services/user/user-${user.port}`;
-    await mkdirp(reader, '/services/user');
-    await create(reader, path, Buffer.from('{"written":"by hand"}'), zookeeper.CreateMode.PERSISTENT);
+  /** A persistent node (written by hand) at `path`, removed after the test. */
+  async function persistentNode(path: string): Promise<void> {
+    await mkdirp(reader, path.slice(0, path.lastIndexOf('/')));
+    await create(reader, path, Buffer.from(BY_HAND), zookeeper.CreateMode.PERSISTENT);
     cleanup.push(async () => {
       const stat = await exists(reader, path);
       if (stat) await remove(reader, path, -1);
     });
-    const agent = await agentBeside(user);
-    await waitFor(async () => (await zkPayload(reader, path))?.id === `user-${user.port}`, { timeoutMs: 10_000, message: `${path} to hold the agent's entry` });
+  }
+
+  /**
+   * Waits for the agent's error that a persistent node holds `path`; checks that the node stands as
+   * it was written, then deletes it and waits for the agent's own ephemeral node in its place.
+   */
+  async function blockedUntilDeleted(agent: ManagedProcess, path: string, id: string): Promise<void> {
+    const line = await waitFor(async () => (await logOf(agent)).split('\n').find((text) => text.includes('registry entry held for good by another writer')), { timeoutMs: 15_000, message: 'the agent to report the persistent node' }).catch(async (error) => {
+      throw new Error(`${error.message}\n${await logOf(agent)}`);
+    });
+    const logged = JSON.parse(line) as { level: number; key: string; to: string; err: string };
+    expect(logged).toMatchObject({ level: 50, key: path, to: 'blocked' });
+    expect(logged.err).toContain(`${path} is a persistent node (no session owns it: written by hand or by another tool): it never expires, and is not ours to delete`);
+    // Not deleted, not overwritten: the node is its writer's.
+    const { data, stat } = await getData(reader, path);
+    expect([data?.toString(), ephemeralOwnerOf(stat)]).toEqual([BY_HAND, '0000000000000000']);
+    expect(agent.running).toBe(true);
+    await remove(reader, path, -1);
+    await waitFor(async () => (await zkPayload(reader, path))?.id === id, { timeoutMs: 10_000, message: `${path} to hold the agent's entry once the persistent node is deleted` }).catch(async (error) => {
+      throw new Error(`${error.message}\n${await logOf(agent)}`);
+    });
     expect(ephemeralOwnerOf((await exists(reader, path))!)).not.toBe('0000000000000000');
-    const log = await waitFor(async () => {
-      const text = await logOf(agent);
-      return text.includes('registry entry is a persistent node as the registration starts') && text;
-    }, { timeoutMs: 10_000, message: 'the agent to warn of the persistent node' });
-    expect(log).not.toContain('written by another session');
+  }
+
+  it('leaves a persistent node at its path as it starts, says so as an error, and registers once the node is deleted', async () => {
+    const user = await backend();
+    const path = `/services/user/user-${user.port}`;
+    await persistentNode(path);
+    const agent = await agentBeside(user);
+    await blockedUntilDeleted(agent, path, `user-${user.port}`);
+    expect(await logOf(agent)).not.toContain('written by another session');
+  });
+
+  it('leaves a persistent node written at its path while its session expired, says so as an error, and registers once the node is deleted', async () => {
+    const user = await backend();
+    const [host, port] = zk.nodes[0]!.connectString.split(':');
+    const proxy = await startTcpProxy({ host: host!, port: Number(port) });
+    cleanup.push(() => proxy.close());
+    const agent = await agentBeside(user, [], proxy.address);
+    const path = `/services/user/user-${user.port}`;
+    await waitFor(() => exists(reader, path), { timeoutMs: 10_000, message: 'the node to appear' });
+    proxy.blackhole();
+    // The server expires the silent session and deletes its ephemeral node; an operator writes a persistent one in its place.
+    await waitFor(async () => (await exists(reader, path)) === null, { timeoutMs: SESSION_TIMEOUT_MS * 3, message: 'the old session to expire' });
+    await persistentNode(path);
+    proxy.restore();
+    await blockedUntilDeleted(agent, path, `user-${user.port}`);
+    expect(await logOf(agent)).not.toContain('leaving it until it goes');
   });
 
   it('deregisters a backend that fails its health path and registers it again once it recovers', async () => {
