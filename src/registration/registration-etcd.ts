@@ -6,7 +6,7 @@ import { describeEtcdRefusal } from '../discovery/etcd/etcd-refusal.ts';
 import type { Instance } from '../discovery/instance.ts';
 import { backoffDelay } from '../backoff.ts';
 import type { WatchEndReason } from '../discovery/etcd/etcd-watch.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, RegistryEntryHeldError } from '../errors.ts';
 import { componentLogger } from '../logger.ts';
 import { EtcdEntryWatch } from './registration-etcd-entry-watch.ts';
 import { instanceEntry, Registration, REGISTRATION_BACKOFF, type RegisteredEntry } from './registration.ts';
@@ -32,6 +32,8 @@ export interface EtcdRegistrationOptions<T = Instance> {
 export const ENTRY_WATCH_RETRY_MAX_MS = 30_000;
 /** How long stopping the watch on the key waits for etcd to confirm: a bound of its own, so a silent member never holds up a shutdown. */
 const ENTRY_WATCH_CANCEL_GRACE_MS = 1_000;
+/** The lease of a key put on none (`etcdctl put` without `--lease`): no lease ends it. */
+const NO_LEASE = '0';
 /** Conditional puts one pass tries on a new lease while the key keeps changing under them, before it fails and backs off. */
 const NEW_LEASE_PUT_TRIES = 3;
 
@@ -42,7 +44,9 @@ const NEW_LEASE_PUT_TRIES = 3;
  * same id): that key is left alone with a warning, watched, and ours put once it goes. A key held
  * by another lease when the registration starts (or starts again after a deregistration) is taken
  * over, as the ZooKeeper registration does with a node of an older session: most likely it was
- * left by this agent's previous run, whose lease outlives a crash by up to the TTL. It watches the key it put: one deleted by another client while the
+ * left by this agent's previous run, whose lease outlives a crash by up to the TTL. A key on no lease
+ * (put by hand or by another tool) is never overwritten: the registration is `blocked`, watches it,
+ * and puts its own once it is deleted. It watches the key it put: one deleted by another client while the
  * lease lives (`etcdctl del`, a clean-up script) is put again on the same lease, since the lease
  * alone would never bring it back; one put on another lease in its place (a second agent
  * registering the same id) is left alone with a warning, and its key is put again once that goes.
@@ -125,6 +129,11 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
         await this.watchEntry(live, key, BigInt(revision));
         return;
       } catch (error) {
+        // Watched on the live lease: its deletion asks for a pass at once.
+        if (error instanceof EtcdKeyHeldError) {
+          await this.watchEntry(live, key, BigInt(error.revision));
+          throw error;
+        }
         // A lease etcd no longer knows (revoked or expired, its key deleted with it, before etcd3
         // noticed): a new lease now, as its 'lost' event would ask for a moment later. The event may
         // have come while the put was on its way (an agent stopped past its lease, then resumed): it
@@ -165,7 +174,11 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
       this.keptAliveAt = performance.now();
       await this.watchEntry(lease, key, BigInt(revision));
     } catch (error) {
-      if (this.lease === lease) this.dropLease();
+      // A key on no lease: the new lease stays, to watch it (its deletion asks for a pass at once).
+      if (error instanceof EtcdKeyHeldError && this.lease === lease) {
+        confirmed = true;
+        await this.watchEntry(lease, key, BigInt(error.revision));
+      } else if (this.lease === lease) this.dropLease();
       throw error;
     }
   }
@@ -192,6 +205,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
         return result.header.revision;
       }
       holder = result.responses[0]?.response_range?.kvs[0];
+      if (holder?.lease === NO_LEASE) throw new EtcdKeyHeldError(key, result.header.revision);
       if (holder && this.heldBy !== undefined && holder.lease !== this.heldBy) {
         if (this.leftTo !== holder.lease) this.log.warn({ key, lease: holder.lease }, 'registry entry held by another lease after our lease was lost; leaving it until it goes (does another agent register the same id?)');
         this.leftTo = holder.lease;
@@ -219,6 +233,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     const holder = result.responses[0]?.response_range?.kvs[0];
     // Deleted (its deletion is on its way through the watch): put it back, unless another lease is quicker.
     if (!holder) return this.putIfAbsent(lease, key, value);
+    if (holder.lease === NO_LEASE) throw new EtcdKeyHeldError(key, result.header.revision);
     this.log.warn({ key, lease: holder.lease }, 'registry entry held by another lease; leaving it (does another agent register the same id?)');
     return result.header.revision;
   }
@@ -238,6 +253,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
       this.leftTo = undefined;
     }
     const holder = result.responses[0]?.response_range?.kvs[0];
+    if (!result.succeeded && holder?.lease === NO_LEASE) throw new EtcdKeyHeldError(key, result.header.revision);
     if (!result.succeeded && holder && holder.lease !== leaseId) {
       this.log.warn({ key, lease: holder.lease }, 'registry entry put on another lease after its deletion; leaving it (does another agent register the same id?)');
     }
@@ -279,7 +295,10 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
         this.reconcile();
       },
       onReplaced: (other) => {
-        if (this.watches(watch)) this.log.warn({ key, lease: other }, 'registry entry put on another lease; leaving it (does another agent register the same id?)');
+        if (!this.watches(watch)) return;
+        // Put on no lease (a plain etcdctl put): held for good, which a pass finds and reports (`blocked`).
+        if (other === NO_LEASE) this.reconcile();
+        else this.log.warn({ key, lease: other }, 'registry entry put on another lease; leaving it (does another agent register the same id?)');
       },
       onPut: (value) => {
         if (this.watches(watch)) this.entryFound(key, value, this.entry);
@@ -392,6 +411,20 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     // Revoking an old lease that may never have been granted; its key expires with it anyway. A removal
     // waits for it (a lease granted as a deregistration came): close() would cut it off, the lease left alive.
     if (lease) this.dropping = withDeadline(lease.revoke(), this.attemptTimeoutMs, 'etcd lease revoke').catch(() => undefined);
+  }
+}
+
+/**
+ * A key on no lease at the entry's key (`RegistryEntryHeldError`): put by hand or by another tool, never
+ * ours (this registration puts its key on a lease), so never overwritten; `revision` is the one etcd
+ * answered with, which the watch for its deletion continues after.
+ */
+class EtcdKeyHeldError extends RegistryEntryHeldError {
+  constructor(
+    key: string,
+    readonly revision: string,
+  ) {
+    super(key, `${key} is on no lease (put by hand or by another tool: etcdctl put without --lease): it never expires, and is not ours to overwrite; once it is deleted (etcdctl del ${key}), ours is put at once`);
   }
 }
 

@@ -591,6 +591,52 @@ describe('switchboard-agent with etcd', () => {
     expect((await reader.get(key).exec()).kvs).toEqual([]);
   });
 
+  /**
+   * Waits for the agent's error that a key on no lease holds `key`; checks that the key stands as it
+   * was put, then deletes it and waits for the agent's own key, on a lease, in its place.
+   */
+  async function blockedUntilDeleted(agent: ManagedProcess, key: string, id: string): Promise<void> {
+    const line = await waitFor(async () => (await logOf(agent)).split('\n').find((text) => text.includes('registry entry held for good by another writer')), { timeoutMs: 15_000, message: 'the agent to report the key on no lease' }).catch(async (error) => {
+      throw new Error(`${error.message}\n${await logOf(agent)}`);
+    });
+    const logged = JSON.parse(line) as { level: number; key: string; to: string; err: string };
+    expect(logged).toMatchObject({ level: 50, key, to: 'blocked' });
+    expect(logged.err).toContain(`${key} is on no lease (put by hand or by another tool: etcdctl put without --lease): it never expires, and is not ours to overwrite`);
+    const [held] = (await reader.get(key).exec()).kvs;
+    expect([held?.value.toString(), held?.lease]).toEqual([BY_HAND, '0']);
+    expect(agent.running).toBe(true);
+    await reader.delete().key(key).exec();
+    const back = await waitFor(async () => (await reader.get(key).exec()).kvs.find((kv) => kv.lease !== '0'), { timeoutMs: 10_000, message: `${key} to be put by the agent once the key on no lease is deleted` }).catch(async (error) => {
+      throw new Error(`${error.message}\n${await logOf(agent)}`);
+    });
+    expect(JSON.parse(back.value.toString())).toMatchObject({ id });
+  }
+
+  it('leaves a key on no lease at its key as it starts, says so as an error, and puts its own once the key is deleted', async () => {
+    const order = await startBackend();
+    cleanup.push(() => order.process.kill());
+    const key = `/services/order/order-${order.port}`;
+    await reader.put(key).value(BY_HAND).exec();
+    cleanup.push(() => reader.delete().key(key).exec());
+    const agent = await agentFor(order.port);
+    await blockedUntilDeleted(agent, key, `order-${order.port}`);
+  });
+
+  it('leaves a key on no lease put at its key while its lease was lost, says so as an error, and puts its own once the key is deleted', async () => {
+    const { agent, key, lease } = await registeredAgent();
+    cleanup.push(() => reader.delete().key(key).exec());
+    // Stopped, so that the key on no lease is in place before the agent hears of its lease's loss.
+    agent.pause();
+    try {
+      await reader.leaseClient.leaseRevoke({ ID: lease });
+      await reader.put(key).value(BY_HAND).exec();
+    } finally {
+      agent.resume();
+    }
+    await blockedUntilDeleted(agent, key, key.slice(key.lastIndexOf('/') + 1));
+    expect(await logOf(agent)).not.toContain('leaving it until it goes');
+  });
+
   it('leaves the key to another lease that put it before its own lease was revoked, and puts its own once that one goes', async () => {
     const order = await startBackend();
     cleanup.push(() => order.process.kill());
