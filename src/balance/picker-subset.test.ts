@@ -23,7 +23,7 @@ function members(released: string[], ...ids: string[]): PickerSource {
     picker: {
       pick: (context) => {
         const instance = choose(context);
-        return { kind: 'endpoint', instance, address: instanceAddress(instance), done: (outcome) => void (outcome === UNUSED_PICK && released.push(instance.id)), hold: () => () => undefined };
+        return { kind: 'endpoint', instance, address: instanceAddress(instance), done: (outcome) => void (outcome === UNUSED_PICK && released.push(instance.id)), answered: () => undefined, hold: () => () => undefined };
       },
       peek: (context) => ({ kind: 'endpoint', instance: choose(context), address: instanceAddress(choose(context)) }),
     },
