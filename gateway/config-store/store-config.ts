@@ -2,6 +2,7 @@ import { Observable } from 'rxjs';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { FilesFolderWatch } from '../../src/folder-watch-files.ts';
+import { SnapshotWrites } from '../../src/atomic-file.ts';
 import { GatewayConfigError, parseConfig, watchConfig, type ConfigResult, type ConfigStoreSettings } from '../config/index.ts';
 import { ignoredKeyReason, isNamedKind, isStoreKind, objectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
 import { listingDigest } from './store-digest.ts';
@@ -69,7 +70,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     // when a reload adds configStore) clears `seed` but must leave the timer its snapshot.
     let fallback: { readonly settings: ConfigStoreSettings; readonly snapshotPath: string; readonly snapshot: ReturnType<typeof readStoreSnapshot> } | undefined;
     let closed = false;
-    let writes = Promise.resolve();
+    const writes = new SnapshotWrites(log, 'config store snapshot');
     // Per-object results for the file's current top-level settings; cleared when the file changes.
     const validations: ValidationCache = new Map();
     const lastGood = new LastGoodObjects();
@@ -175,7 +176,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
         const target = settings.snapshotPath ?? defaultSnapshotPath(path);
         const url = settings.url;
         // What is in force: a refused new value's last good one, so that a restart from the snapshot keeps serving it.
-        writes = writes.then(() => writeStoreSnapshot(target, url, applied)).catch((error: unknown) => log.warn({ path: target, err: errorMessage(error) }, 'cannot write the config store snapshot'));
+        writes.enqueue(target, () => writeStoreSnapshot(target, url, applied));
       }
     };
 

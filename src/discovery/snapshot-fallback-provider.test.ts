@@ -119,4 +119,25 @@ describe('SnapshotFallbackProvider', () => {
     await provider.close();
     expect(readRegistrySnapshot(path, REGISTRY).snapshot?.savedAt).toBe(before);
   });
+
+  it('warns once while its writes keep failing (a read-only folder), not at every write', async () => {
+    // A path under a regular file cannot be written, even by root.
+    const blocker = join(path, '..', 'not-a-folder');
+    await writeFile(blocker, '');
+    path = join(blocker, 'snapshot.json');
+    const warn = vi.spyOn(log, 'warn');
+    vi.useFakeTimers();
+    startProvider();
+    inner.store.setStatus('connected');
+    for (let port = 1001; port <= 1004; port += 1) {
+      inner.store.publish('user', [instance('user', 'a', port)], String(port));
+      // Each change past the interval is a write of its own, which fails.
+      await vi.advanceTimersByTimeAsync(500);
+    }
+    vi.useRealTimers();
+    await provider.close();
+    const writeWarnings = warn.mock.calls.filter((call) => String(call[1]).startsWith('cannot write the registry snapshot'));
+    expect(writeWarnings).toHaveLength(1);
+    expect(writeWarnings[0]![0]).toMatchObject({ path });
+  });
 });

@@ -1,6 +1,6 @@
 import { BehaviorSubject, Observable, Subject, Subscription } from 'rxjs';
 import type { ConnectionCredentials } from '../connection-credentials.ts';
-import { errorMessage } from '../errors.ts';
+import { SnapshotWrites } from '../atomic-file.ts';
 import type { Logger } from '../logger.ts';
 import { providerSnapshotSaved } from '../metrics.ts';
 import type { Instance } from './instance.ts';
@@ -48,7 +48,7 @@ export class SnapshotFallbackProvider implements DiscoveryProvider {
   private readonly writeIntervalMs: number;
   private waitTimer: NodeJS.Timeout | undefined;
   private writeTimer: NodeJS.Timeout | undefined;
-  private writes: Promise<void> = Promise.resolve();
+  private readonly writes: SnapshotWrites;
   private dirty = false;
   private connected = false;
   private serving: RegistrySnapshot | undefined;
@@ -62,6 +62,7 @@ export class SnapshotFallbackProvider implements DiscoveryProvider {
     this.name = inner.name;
     this.waitMs = options.waitMs ?? DEFAULT_SNAPSHOT_WAIT_MS;
     this.writeIntervalMs = options.writeIntervalMs ?? SNAPSHOT_WRITE_INTERVAL_MS;
+    this.writes = new SnapshotWrites(options.log, 'registry snapshot');
     this.status = new BehaviorSubject<ProviderStatus>({ provider: this.name, state: 'connecting', since: Date.now() });
     this.status$ = this.status.asObservable();
     this.snapshots$ = new Observable<ProviderSnapshot>((subscriber) => {
@@ -102,7 +103,7 @@ export class SnapshotFallbackProvider implements DiscoveryProvider {
         this.writeTimer = undefined;
         this.write();
       }
-      await this.writes;
+      await this.writes.settled();
       if (this.serving) providerSnapshotSaved.remove({ provider: this.name });
       if (this.status.getValue().state !== 'closed') this.status.next({ provider: this.name, state: 'closed', since: Date.now() });
       this.status.complete();
@@ -188,7 +189,7 @@ export class SnapshotFallbackProvider implements DiscoveryProvider {
     if (!this.dirty) return;
     this.dirty = false;
     const services = new Map(this.listed);
-    const { path, registry, log } = this.options;
-    this.writes = this.writes.then(() => writeRegistrySnapshot(path, registry, services)).catch((error: unknown) => log.warn({ path, err: errorMessage(error) }, 'cannot write the registry snapshot'));
+    const { path, registry } = this.options;
+    this.writes.enqueue(path, () => writeRegistrySnapshot(path, registry, services));
   }
 }
