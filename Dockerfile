@@ -46,7 +46,10 @@ COPY --from=fixture-deps /deps/node_modules ./test/node_modules
 # (--max-semi-space-size=32, see docs/configuration.md): keep CMD on the command, not on `node bin/…`.
 RUN chmod +x bin/switchboard.js bin/switchboard-agent.js \
   && ln -s /app/bin/switchboard.js /usr/local/bin/switchboard \
-  && ln -s /app/bin/switchboard-agent.js /usr/local/bin/switchboard-agent
+  && ln -s /app/bin/switchboard-agent.js /usr/local/bin/switchboard-agent \
+  && mkdir -p /var/lib/switchboard && chown node:node /var/lib/switchboard
+# The gateway's snapshot files (registries[].snapshot, configStore.snapshot) need a folder `node` can
+# write: the configuration is usually mounted read-only, so the default (beside it) cannot be written.
 USER node
 EXPOSE 8080 9180
 CMD ["switchboard", "--config", "/etc/switchboard/gateway.yaml"]

@@ -101,6 +101,16 @@ describe('the Dockerfile and docker-compose.yml', () => {
     for (const name of ['gateway', 'gateway-2']) expect(services[name]!.healthcheck!.test.join(' ')).toContain(`http://127.0.0.1:${config.admin!.listen.port}/ready`);
   });
 
+  it('gives the gateway\'s snapshot files a folder that the image\'s user owns, not the read-only configuration\'s', () => {
+    const user = /^USER\s+(\S+)$/m.exec(dockerfile)![1]!;
+    expect(dockerfile).toMatch(new RegExp(`mkdir -p /var/lib/switchboard && chown ${user}:${user} /var/lib/switchboard`));
+    const path = services.gateway!.volumes!.find((volume) => volume.endsWith(':/etc/switchboard/gateway.yaml:ro'))!.split(':')[0]!;
+    const config = parseConfig(path, read(path));
+    const snapshots = [...config.registries.map((registry) => registry.snapshotPath), config.configStore?.snapshotPath];
+    expect(snapshots).toHaveLength(3);
+    for (const snapshot of snapshots) expect(snapshot).toMatch(/^\/var\/lib\/switchboard\/[^/]+\.json$/);
+  });
+
   it('runs two gateways on one configuration and config store behind an HAProxy that checks both', () => {
     expect(services['gateway-2']!.command).toEqual(services.gateway!.command);
     expect(services['gateway-2']!.volumes).toEqual(services.gateway!.volumes);
