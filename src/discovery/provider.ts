@@ -16,6 +16,12 @@ export interface ProviderStatus {
   readonly since: number;
   /** Why the provider left `connected`, when it did. */
   readonly reason?: string;
+  /**
+   * Set on the `stale` status of a provider serving its snapshot file's sets (see
+   * `SnapshotFallbackProvider`): those sets are its last good ones, so removal protection treats the
+   * registry's first listing as the end of an outage, as it would for a provider connected before.
+   */
+  readonly fromSnapshot?: true;
 }
 
 /**

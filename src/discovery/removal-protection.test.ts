@@ -1,11 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createServiceBalancer, type ServiceBalancer } from '../balance/index.ts';
 import type { HealthSnapshot } from '../health/index.ts';
+import { join } from 'node:path';
+import { makeTempDir } from '../../test/harness/temp-dirs.ts';
 import { rootLogger } from '../logger.ts';
 import { DiscoveryAggregator } from './discovery-aggregator.ts';
 import type { ProtectionChange } from './removal-protection.ts';
 import type { DiscoveryProvider, ProviderState } from './provider.ts';
 import { ProviderStore } from './provider-store.ts';
+import { writeRegistrySnapshot } from './registry-snapshot-file.ts';
+import { SnapshotFallbackProvider } from './snapshot-fallback-provider.ts';
 
 const HOLD_MS = 5_000;
 const THROTTLE_MS = 10;
@@ -184,5 +188,34 @@ describe('removal protection in the discovery aggregator', () => {
     provider.status('connected');
     failOnce(2);
     expect(routable()).toEqual([1, 3]);
+  });
+});
+
+describe('removal protection of the sets a start served from the snapshot file', () => {
+  it('holds a first listing that removes most of a service served from the snapshot, as after an outage of a connected registry', async () => {
+    const path = join(await makeTempDir('sb-protection-snapshot-'), 'snapshot.json');
+    const instance = (port: number) => ({ id: `127.0.0.1:${port}`, service: 'user', host: '127.0.0.1', port, weight: 1, protocol: 'http' as const, metadata: {} });
+    await writeRegistrySnapshot(path, 'zk', new Map([['user', { instances: [instance(1), instance(2), instance(3)], revision: '7' }]]));
+    vi.useFakeTimers();
+    const scripted = new ScriptedProvider();
+    const provider = new SnapshotFallbackProvider(scripted, { path, registry: 'zk', waitMs: 1_000, writeIntervalMs: 500, log: rootLogger.child({}) });
+    const aggregator = new DiscoveryAggregator([provider], { throttleMs: THROTTLE_MS, protection: { thresholdPercent: 50, holdMs: HOLD_MS } });
+    try {
+      aggregator.start();
+      await vi.advanceTimersByTimeAsync(1_000 + THROTTLE_MS * 2);
+      const ports = () => aggregator.service('user').current()!.instances.map((each) => each.port);
+      expect(ports()).toEqual([1, 2, 3]);
+      // The registry answers before its agents registered again (etcd back, its leases expired): it lists one of three.
+      scripted.list(1);
+      scripted.status('connected');
+      await vi.advanceTimersByTimeAsync(THROTTLE_MS * 2);
+      expect(ports()).toEqual([1, 2, 3]);
+      scripted.list(1, 2, 3);
+      await vi.advanceTimersByTimeAsync(THROTTLE_MS * 2);
+      expect(aggregator.service('user').current()!.held?.size ?? 0).toBe(0);
+    } finally {
+      vi.useRealTimers();
+      await aggregator.close();
+    }
   });
 });

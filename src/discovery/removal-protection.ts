@@ -69,7 +69,7 @@ export function protectionChangesOf(service: string, result: ProtectedSet): Prot
  * threshold). When a registry comes back, its sessions or leases may have expired and their
  * instances vanish before the agents re-register: a re-list then looks like most of a service
  * left at once. A provider counts as recovering from the moment it goes stale (after having been
- * connected) until `holdMs` after it is connected again; a removal it reports meanwhile that takes
+ * connected, or serving its snapshot file's sets: `ProviderStatus.fromSnapshot`) until `holdMs` after it is connected again; a removal it reports meanwhile that takes
  * the service below `100 - thresholdPercent` percent of the set it had when the outage began is
  * held for `holdMs`: those instances stay routable (health still ejects the dead ones) until they
  * are listed again or the hold ends. Any other removal, such as a deregistration while the
@@ -94,7 +94,8 @@ export class RemovalProtection {
   /** Follows a provider's status: stale after connected opens a recovery, connected again starts its end. */
   onStatus(status: ProviderStatus): void {
     const { provider, state } = status;
-    if (state === 'stale' && this.connected.has(provider)) {
+    // A provider serving its snapshot file's sets is in an outage too: the file holds its last good sets.
+    if (state === 'stale' && (this.connected.has(provider) || status.fromSnapshot === true)) {
       if (this.recoveringUntil.get(provider) !== Infinity) this.episode += 1;
       this.recoveringUntil.set(provider, Infinity);
     } else if (state === 'connected') {

@@ -156,7 +156,7 @@ export class SnapshotFallbackProvider implements DiscoveryProvider {
       { path: this.options.path, savedAt, ageMs: Date.now() - snapshot.savedAt, services: served, waitedMs: this.waitMs },
       'registry not listed at start: serving its last known instance sets from the snapshot file until it answers',
     );
-    this.status.next({ provider: this.name, state: 'stale', since: Date.now(), reason: `registry not listed at start: serving the snapshot saved at ${savedAt} (${this.options.path})` });
+    this.status.next({ provider: this.name, state: 'stale', since: Date.now(), fromSnapshot: true, reason: `registry not listed at start: serving the snapshot saved at ${savedAt} (${this.options.path})` });
   }
 
   /** The registry listed whole: the file's sets it did not list go (it does not list those services). */
