@@ -31,4 +31,12 @@ describe('restartOnlyChanges', () => {
   ])('after a change of $change, names $keys as waiting for a restart', ({ next, keys }) => {
     expect(restartOnlyChanges(parseConfig('/etc/sb/gateway.yaml', BASE), parseConfig('/etc/sb/gateway.yaml', next))).toEqual(keys);
   });
+
+  it.each([
+    { change: 'a path', snapshot: '{ url: zk://127.0.0.1:2181/services, snapshot: /var/lib/switchboard/zk.json }' },
+    { change: 'false', snapshot: '{ url: zk://127.0.0.1:2181/services, snapshot: false }' },
+  ])("names registries as waiting for a restart after a registry's snapshot file changes to $change (its provider keeps the file it started with)", ({ snapshot }) => {
+    const zk = BASE.replace('file:instances.yaml', 'zk://127.0.0.1:2181/services');
+    expect(restartOnlyChanges(parseConfig('/etc/sb/gateway.yaml', zk), parseConfig('/etc/sb/gateway.yaml', zk.replace('zk://127.0.0.1:2181/services', snapshot)))).toEqual(['registries']);
+  });
 });

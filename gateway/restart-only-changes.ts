@@ -13,8 +13,9 @@ export function restartOnlyChanges(running: GatewayConfig, next: GatewayConfig):
   if (removed || entryPointsWaitingForRestart(running, next).length > 0) keys.push('entryPoints');
   if (JSON.stringify(running.admin) !== JSON.stringify(next.admin)) keys.push('admin');
   if (JSON.stringify(running.limits) !== JSON.stringify(next.limits)) keys.push('limits');
-  // Credentials of the same URLs are replaced in place (reconnectChangedCredentials).
-  if (running.registries.map((registry) => registry.url).join() !== next.registries.map((registry) => registry.url).join()) keys.push('registries');
+  // Credentials of the same URLs are replaced in place (reconnectChangedCredentials); a provider keeps the snapshot file it started with.
+  const registries = (config: GatewayConfig) => JSON.stringify(config.registries.map((registry) => [registry.url, registry.snapshotPath ?? null]));
+  if (registries(running) !== registries(next)) keys.push('registries');
   if (running.workers !== next.workers) keys.push('workers');
   // The store is connected once, at start (its snapshot and timeout with it).
   if (JSON.stringify(running.configStore) !== JSON.stringify(next.configStore)) keys.push('configStore');
