@@ -2,7 +2,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { UNUSED_PICK, type Picker } from '../../src/balance/picker.ts';
 import type { MirrorRouting } from '../config/index.ts';
 import type { AttemptResult } from '../transports/index.ts';
-import { reportAttempt } from '../transports/transport-outcome.ts';
+import { reportAttempt, sampleHead } from '../transports/transport-outcome.ts';
 import type { AttemptObserver } from './proxy-attempts.ts';
 import { countMirrorDropped, countMirrorRequest } from './mirror-metrics.ts';
 import { MirrorTurns } from './mirror-turns.ts';
@@ -84,7 +84,7 @@ export class MirrorSender {
     const answered = (answer: number): void => {
       status = answer;
       answeredAt = performance.now();
-      pick.answered(answeredAt - started);
+      sampleHead(pick, answer, answeredAt - started);
     };
     void this.exchange({ origin: `http://${pick.address}`, path: copy.path, method: copy.method as Dispatcher.HttpMethod, headers, body: copy.body ?? null, signal }, answered)
       .then(

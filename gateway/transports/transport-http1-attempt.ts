@@ -15,7 +15,7 @@ import { AttemptDeadline } from './attempt-deadline.ts';
 import { ClientHold } from './transport-client-hold.ts';
 import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
 import { warnGrpcWebOverHttp1 } from '../proxy/grpc-web-warning.ts';
-import { BodyRefusedError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { BodyRefusedError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sampleHead, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
  * `Transport.attempt` over an undici dispatcher (HTTP/1.1, in cleartext or TLS): `dispatch`, the
@@ -260,10 +260,10 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     if (headOnly) this.endWithHead(controller);
   }
 
-  /** The response's head came: the end of the latency sample, reported to the pick now (`PickedEndpoint.answered`), not at the body's end. */
+  /** The response's head came (`status` set): the end of the latency sample, reported to the pick now (`sampleHead`), not at the body's end. */
   protected headCame(): void {
     this.answeredAt = performance.now();
-    this.pick.answered(this.answeredAt - this.started);
+    sampleHead(this.pick, this.status, this.answeredAt - this.started);
   }
 
   /**

@@ -15,7 +15,7 @@ import { ClientHold } from './transport-client-hold.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { refusalClassOf, requestHeaders, responseHeaders, unsendableHead } from './transport-http2-headers.ts';
 import { cancelledByGateway, cancelStream, countRefusedAnswer, dropBody, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
-import { BodyRefusedError, ClientGoneError, HeadTooLargeError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { BodyRefusedError, ClientGoneError, HeadTooLargeError, InvalidStatusError, NEVER_SENT, reportAttempt, sampleHead, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
 import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
 
@@ -304,7 +304,7 @@ export function http2Attempt(
         status = Number(headers[HTTP2_HEADER_STATUS]);
         if (!isValidFinalStatus(status)) return fail(new InvalidStatusError(status));
         answeredAt = performance.now();
-        pick.answered(answeredAt - started);
+        sampleHead(pick, status, answeredAt - started);
         // The stream was taken: what it sent of the body is no longer needed.
         sent = undefined;
         timeout.start(timeouts.bodyTimeoutMs);

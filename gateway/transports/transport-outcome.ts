@@ -135,6 +135,16 @@ export function latencySample(started: number, answeredAt: number | undefined): 
  * have caused once `outcome.refusalsBlamed` says it counted the same one (`blameClassOf`), nor an
  * answer to a gRPC-Web call that may be an instance's refusal to read it (`outcome.grpcWebUnsupported`).
  */
+/**
+ * Reports an answer's head to its pick as the attempt's latency sample (`PickedEndpoint.answered`),
+ * unless its status says the upstream failed (a 5xx): that one is sampled at the attempt's end
+ * (`reportAttempt`), as at least p2c-ewma's failure penalty, so that a failing instance's quick head
+ * never counts as a fast answer, nor stays its only sample when the client leaves during its body.
+ */
+export function sampleHead(pick: PickedEndpoint, status: number, latencyMs: number): void {
+  if (answerClassOf(status, undefined) === undefined) pick.answered(latencyMs);
+}
+
 export function reportAttempt(pick: PickedEndpoint, started: number, answeredAt: number | undefined, status: number, result: AttemptResult, grpcStatus?: number, outcome?: Pick<RequestOutcome, 'refusalsBlamed' | 'grpcWebUnsupported'>): void {
   const latencyMs = latencySample(started, answeredAt);
   if (!result.ok) return pick.done({ ok: false, latencyMs, errorClass: healthClassOf(blameClassOf(result.errorClass, outcome?.refusalsBlamed)) });

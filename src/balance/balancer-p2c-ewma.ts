@@ -84,9 +84,10 @@ export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
 
   protected override observe(member: EwmaMember, outcome: PickOutcome, sampled: boolean): void {
     if (sampled) {
-      // Its latency is in since the head came. A failure of the upstream's after it (a 5xx, a reset
-      // mid-body, a gRPC error in the trailers) still counts as at least the penalty; any other end
-      // (the client gone mid-body, the gateway's own failure) leaves the sample as it was.
+      // Its latency is in since the head came (a 5xx's head is not sampled: it comes here unsampled).
+      // A failure of the upstream's after it (a reset mid-body, a gRPC error in the trailers) still
+      // counts as at least the penalty; any other end (the client gone mid-body, the gateway's own
+      // failure) leaves the sample as it was.
       if (!outcome.ok && isUpstreamFailure(outcome) && outcome.latencyMs < FAILURE_PENALTY_MS) member.ewma.observe(FAILURE_PENALTY_MS, this.now());
       return;
     }

@@ -49,7 +49,8 @@ export interface PickedEndpoint {
    * Reports the attempt's latency sample as the upstream's response head comes (`latencyMs`: from
    * when the request went out to that head), before `done`: p2c-ewma folds it in now rather than at
    * the end of the body, so a long download does not hold its estimate back, and a client that
-   * leaves after the head (`done` then says `cancelled`) does not throw it away. Once per pick; calls
+   * leaves after the head (`done` then says `cancelled`) does not throw it away. Not called for a
+   * failing answer (a 5xx), which `done` samples as a failure. Once per pick; calls
    * after the first, or after `done`, are ignored. Balancers without a latency estimate ignore it.
    */
   answered(latencyMs: number): void;
