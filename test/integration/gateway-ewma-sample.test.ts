@@ -188,3 +188,48 @@ ${services.map((service) => `  - { path: /${service}, service: ${service}, strip
     backends.get('leave')!.releaseHeld();
   }, 60_000);
 });
+
+describe("p2c-ewma's latency sample of a failing answer", () => {
+  let backend: HttpServer;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  const instance = async (service: string) => (await admin.services()).find((candidate) => candidate.name === service)!.instances[0]!;
+
+  beforeAll(async () => {
+    // A real backend on port 0 that answers a 503 head and a first chunk at once, and holds the rest of its body.
+    backend = createHttpServer((_request, response) => {
+      response.writeHead(503, { 'content-type': 'text/plain' });
+      response.write('first');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(backend.address() as AddressInfo).port}`;
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:{{adminPort}}
+services:
+  failing: { protocol: http, instances: ["${address}"], balancer: p2c-ewma, healthCheck: false, outlierDetection: false, retries: false }
+routes:
+  - { path: /failing, service: failing, stripPrefix: true }
+`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
+    await waitFor(async () => (await admin.services()).some((service) => service.name === 'failing' && service.instances.length === 1), { message: 'the service to list its instance' });
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    backend?.closeAllConnections();
+    await new Promise<void>((resolve) => (backend ? backend.close(() => resolve()) : resolve()));
+  });
+
+  it("does not take a 5xx answer's head for a fast answer when the client leaves during its body", async () => {
+    const client = rawClient(gateway.port);
+    client.socket.write('GET /failing/failing HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\n\r\n');
+    await waitFor(() => client.received().includes('first'), { message: 'the failing answer to start' });
+    client.socket.destroy();
+    const after = await waitFor(async () => {
+      const view = await instance('failing');
+      return view.inFlight === 0 ? view : undefined;
+    }, { message: 'the cancelled request to be reported' });
+    // Either no sample (the client's cancel hides the 503) or the failure penalty: never a fast answer.
+    expect(after.latencyMs === 0 || after.latencyMs! >= 1_000, `latencyMs ${after.latencyMs}`).toBe(true);
+  }, 60_000);
+});
