@@ -98,8 +98,9 @@ function abortOnClientClose(this: WatchedResponse): void {
 export class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler, CloseWatcher {
   /**
    * Where the attempt's latency sample starts (`latencySample`): its start, then when undici writes
-   * the request on a connection (`onRequestStart`: the pool's queue and the connect are behind it),
-   * then the end of the request body when it ends before the head (the client's upload is behind it).
+   * the request on a connection (`onRequestStart`: the pool's queue and the connect are behind it).
+   * Not the end of the request body: the gateway reads a body as fast as the instance takes it, so
+   * an instance slow to read an upload would have that time left out.
    */
   private started = performance.now();
   /** `WAITING`, `ANSWERING`, `SETTLED` or `REPORTED`; it only moves forward. */
@@ -197,7 +198,6 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
 
   /** The request body has been read to its end: the wait for the response headers starts over (unless they came already). */
   private requestSent(): void {
-    if (this.answeredAt === undefined) this.started = performance.now();
     if (this.phase === WAITING) this.startDeadline(this.timeouts.headersTimeoutMs);
   }
 

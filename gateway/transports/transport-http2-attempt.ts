@@ -63,8 +63,9 @@ export function http2Attempt(
   const { release } = returns;
   /**
    * Where the latency sample starts (`latencySample`): the attempt's start, then when its stream
-   * opens (a session's queue for a stream and its connect are behind it), then the end of the
-   * request body when it ends before the head (the client's upload is behind it).
+   * opens (a session's queue for a stream and its connect are behind it). Not the end of the request
+   * body: the upload moves at the pace of the instance's flow-control window, so an instance slow to
+   * read it would have that time left out.
    */
   let started = performance.now();
   return new Promise<AttemptResult>((resolve) => {
@@ -234,7 +235,6 @@ export function http2Attempt(
         timeout.extend();
       });
       upload.once('end', () => {
-        if (answeredAt === undefined) started = performance.now();
         if (!settled && !responseStarted && stream !== undefined) timeout.start(timeouts.headersTimeoutMs);
       });
     };

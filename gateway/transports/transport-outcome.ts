@@ -114,16 +114,25 @@ export const NEVER_SENT: PickOutcome = UNUSED_PICK;
  * on a connection (undici writing it, the HTTP/2 stream opening), as tower measures from the
  * endpoint's `call`, once it is ready: the wait in the gateway's own pool or stream queue is its
  * congestion, which the in-flight count already weighs, and the connect is paid once per
- * connection, by whichever request the pool gives it to (its failure and timeout still count). A
- * request body still coming then moves it to the body's end, when that is before the head: the
- * upstream answers once it has the body, and a client's slow upload is the client's pace (the
- * headers timeout starts over there too). An attempt that failed before any head
+ * connection, by whichever request the pool gives it to (its failure and timeout still count). An
+ * upload's time stays in: the gateway reads a body only as fast as the upstream takes it, so its end
+ * does not tell a client slow to send from an upstream slow to read. An attempt that failed before any head
  * (`answeredAt` undefined) is sampled to its failure; one that failed after it, to its head: its
  * failure still counts for health (and p2c-ewma's failure penalty), and what came after the head is
  * as much the client's pace as the upstream's.
  */
 export function latencySample(started: number, answeredAt: number | undefined): number {
   return (answeredAt ?? performance.now()) - started;
+}
+
+/**
+ * Reports an answer's head to its pick as the attempt's latency sample (`PickedEndpoint.answered`),
+ * unless its status says the upstream failed (a 5xx): that one is sampled at the attempt's end
+ * (`reportAttempt`), as at least p2c-ewma's failure penalty, so that a failing instance's quick head
+ * never counts as a fast answer, nor stays its only sample when the client leaves during its body.
+ */
+export function sampleHead(pick: PickedEndpoint, status: number, latencyMs: number): void {
+  if (answerClassOf(status, undefined) === undefined) pick.answered(latencyMs);
 }
 
 /**
@@ -135,16 +144,6 @@ export function latencySample(started: number, answeredAt: number | undefined): 
  * have caused once `outcome.refusalsBlamed` says it counted the same one (`blameClassOf`), nor an
  * answer to a gRPC-Web call that may be an instance's refusal to read it (`outcome.grpcWebUnsupported`).
  */
-/**
- * Reports an answer's head to its pick as the attempt's latency sample (`PickedEndpoint.answered`),
- * unless its status says the upstream failed (a 5xx): that one is sampled at the attempt's end
- * (`reportAttempt`), as at least p2c-ewma's failure penalty, so that a failing instance's quick head
- * never counts as a fast answer, nor stays its only sample when the client leaves during its body.
- */
-export function sampleHead(pick: PickedEndpoint, status: number, latencyMs: number): void {
-  if (answerClassOf(status, undefined) === undefined) pick.answered(latencyMs);
-}
-
 export function reportAttempt(pick: PickedEndpoint, started: number, answeredAt: number | undefined, status: number, result: AttemptResult, grpcStatus?: number, outcome?: Pick<RequestOutcome, 'refusalsBlamed' | 'grpcWebUnsupported'>): void {
   const latencyMs = latencySample(started, answeredAt);
   if (!result.ok) return pick.done({ ok: false, latencyMs, errorClass: healthClassOf(blameClassOf(result.errorClass, outcome?.refusalsBlamed)) });
