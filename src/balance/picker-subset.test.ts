@@ -192,7 +192,7 @@ describe('canaryPicker retries', () => {
   });
 
   it.each([
-    ['a lane whose subset was tried', { lanes: [{ header: 'x-canary', to: members([], 'c') }] }, { headers: { 'x-canary': '1' }, ...triedOf('c', 'a') }, 'b'],
+    ["its lane's instance again, once it tried every one of the lane (a lane pins its requests while it has any)", { lanes: [{ header: 'x-canary', to: members([], 'c') }] }, { headers: { 'x-canary': '1' }, ...triedOf('c') }, 'c'],
     ['the fallback, once every subset of the split was tried', { fallback: members([], 'a', 'f') }, triedOf('a', 'b'), 'f'],
     ['a repeat of the chosen subset, once every member anywhere was tried', { fallback: members([], 'a') }, triedOf('a', 'b'), 'a'],
   ])('sends a retry to %s', (_case, extra: Partial<CanaryPlan>, context: PickContext, expected) => {

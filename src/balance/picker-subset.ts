@@ -128,8 +128,9 @@ export interface CanaryPlan {
  * The canary picker: a request on a lane goes to the lane's subset; the others to the subset the
  * smooth split chooses. When the chosen subset has nothing to give, the other weighted subsets are
  * tried in plan order, then the fallback, so removing every canary instance fails no request.
- * A retry's pick goes on in that order past a subset that offers only instances the request tried
- * (the lane's too), and repeats the first such only when none has an untried one (`UntriedFirst`).
+ * A retry's pick of the split goes on in that order past a subset that offers only instances the
+ * request tried, and repeats the first such only when none has an untried one (`UntriedFirst`); a
+ * lane's retry stays on the lane, repeating one of its instances once it tried them all.
  * With nothing anywhere, the answer is `no-healthy-instances` when some subset has instances, else `no-instances`.
  * `split` holds the rotation, so that it survives a rebuild of the picker.
  */
@@ -153,8 +154,10 @@ function canaryChoice<R extends PickResult | PeekResult>(plan: CanaryPlan, choos
   const answer = new UntriedFirst<R>(context.tried);
   for (const lane of lanes) {
     if (!onLane(lane, context)) continue;
-    const taken = answer.take(ask(lane.to.picker));
-    if (taken !== undefined) return taken;
+    // A lane pins its requests to its subset (a tester's request reaches the canary alone), a
+    // retry's too: only a lane with nothing to give hands its request to the split.
+    const result = ask(lane.to.picker);
+    if (result.kind === 'endpoint') return result;
     break;
   }
   let none: NoEndpoint = NO_INSTANCES;

@@ -39,6 +39,7 @@ routes:
   - { path: /ready, service: shop, subset: { match: { version: v2 }, fallback: none } }
   - { path: /canary, service: shop, canary: { by: version, split: { v1: 99, v2: 1 } } }
   - { path: /subset, service: shop, subset: { match: { version: v1 }, fallback: any } }
+  - { path: /lane, service: shop, canary: { by: version, split: { v1: 1, v2: 1 }, lanes: [{ header: x-canary, value: "on", to: v1 }] } }
 `);
     await waitFor(async () => (await sendRequest(gateway.port, '/ready')).status === 200, { timeoutMs: 10_000, message: 'the v2 instance behind the gateway' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
@@ -62,5 +63,14 @@ routes:
     const answers = [];
     for (let request = 0; request < 5; request += 1) answers.push(await sendRequest(gateway.port, `/subset/${request}`));
     expect(answers.map(({ status, body }) => `${status} ${body}`)).toEqual(Array.from({ length: 5 }, () => '200 v2'));
+  });
+
+  // A lane pins a tester's requests to its version: a retry of a request on the lane whose instances
+  // all failed must not be answered by the other version (the tester would see v1 pass while it
+  // resets every request); it repeats the lane's instance and fails as v1 did.
+  it("keeps the retry of a lane's request on the lane's version, which failed, rather than answering from the other", async () => {
+    const answers = [];
+    for (let request = 0; request < 3; request += 1) answers.push(await sendRequest(gateway.port, `/lane/${request}`, { headers: { 'x-canary': 'on' } }));
+    expect(answers.map(({ status, body }) => `${status} ${(JSON.parse(body) as { error: string }).error}`)).toEqual(Array.from({ length: 3 }, () => '502 reset-before-headers'));
   });
 });
