@@ -48,14 +48,21 @@ describe('the compiled programs at start-up', () => {
     const config = `${STATIC(deadPort)}  - { path: /orders, service: orders }\nadmin: 127.0.0.1:{{adminPort}}\nregistries: [zk://127.0.0.1:${deadPort}/services]\n`;
     const dir = await makeTempDir('sb-loaded-');
     const report = join(dir, 'loaded.json');
+    const clientLoaded = join(dir, 'zookeeper-client-loaded');
     const preload = join(dir, 'report-loaded.cjs');
-    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(report)}, JSON.stringify(Object.keys(require.cache))));\n`);
+    // The ZooKeeper client is imported on the provider's start, after the gateway may have said it
+    // listens: the preload marks when it is loaded. Waiting instead for the provider's first log line
+    // waited out its 10 s connect deadline.
+    writeFileSync(preload, [
+      `const fs = require('node:fs');`,
+      `process.on('exit', () => fs.writeFileSync(${JSON.stringify(report)}, JSON.stringify(Object.keys(require.cache))));`,
+      `const poll = setInterval(() => { if (Object.keys(require.cache).some((path) => path.includes('node_modules/node-zookeeper-client/'))) { fs.writeFileSync(${JSON.stringify(clientLoaded)}, ''); clearInterval(poll); } }, 20);`,
+      'poll.unref();',
+      '',
+    ].join('\n'));
     // startGateway resolves once the port accepts connections: nothing answers on deadPort, so the registry cannot have connected.
     gateway = await startGateway(config, { NODE_OPTIONS: `--require=${preload}` });
-    await waitFor(async () => readFile(gateway!.process.logFile, 'utf8').then((log) => log.includes('zk:127.0.0.1')), {
-      timeoutMs: 20_000,
-      message: 'the ZooKeeper provider to log',
-    });
+    await waitFor(() => existsSync(clientLoaded), { timeoutMs: 20_000, message: 'the gateway to load the ZooKeeper client' });
     // Not "no registered instances", which would send an operator looking for missing agents.
     const answer = await fetch(`${gateway.url}/orders`);
     expect(answer.status).toBe(503);
