@@ -385,9 +385,9 @@ describe('gateway lifecycle', () => {
     });
     const signalledAt = Date.now();
     process.kill(gateway.process.pid!, 'SIGTERM');
+    // A WebSocket left open past the deadline would keep the process alive: it never exits.
     const exit = await gateway.process.waitForExit(10_000);
     expect(exit.code).toBe(0);
-    expect(Date.now() - signalledAt).toBeLessThan(5_000);
     // Open until the deadline (1 s), not cut at the signal: a WebSocket gets the drain time too.
     expect((await closed) - signalledAt).toBeGreaterThanOrEqual(900);
     // Its line is written once the tunnel has closed, which the deadline's cut did just before the
