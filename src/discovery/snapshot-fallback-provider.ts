@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { BehaviorSubject, Observable, Subject, Subscription } from 'rxjs';
 import type { ConnectionCredentials } from '../connection-credentials.ts';
 import { SnapshotWrites } from '../atomic-file.ts';
@@ -11,6 +12,8 @@ import { readRegistrySnapshot, writeRegistrySnapshot, type RegistrySnapshot } fr
 export const DEFAULT_SNAPSHOT_WAIT_MS = 5_000;
 /** Changes are written to the snapshot file at most once in this window (and once more on close). */
 export const SNAPSHOT_WRITE_INTERVAL_MS = 1_000;
+/** The longest a close waits for the snapshot file's last write. */
+export const SNAPSHOT_CLOSE_TIMEOUT_MS = 2_000;
 
 /** Where a registry provider keeps its last known instance sets, and how long a start waits before serving them. */
 export interface SnapshotFallbackOptions {
@@ -103,7 +106,9 @@ export class SnapshotFallbackProvider implements DiscoveryProvider {
         this.writeTimer = undefined;
         this.write();
       }
-      await this.writes.settled();
+      // Bounded, as every shutdown step: a hung filesystem leaves the last write behind, said so.
+      const settled = await Promise.race([this.writes.settled().then(() => true), delay(SNAPSHOT_CLOSE_TIMEOUT_MS, false, { ref: false })]);
+      if (!settled) this.options.log.warn({ path: this.options.path, waitedMs: SNAPSHOT_CLOSE_TIMEOUT_MS }, 'the registry snapshot was still being written at close: left behind');
       if (this.serving) providerSnapshotSaved.remove({ provider: this.name });
       if (this.status.getValue().state !== 'closed') this.status.next({ provider: this.name, state: 'closed', since: Date.now() });
       this.status.complete();
