@@ -136,7 +136,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
    * since gateways sent it requests before (a shutdown drains them) and those cut off still send.
    * False while the registry was never reached, however long the registration has tried: nothing
    * was written, so no gateway can send to the entry. A removal that failed or timed out leaves it
-   * true, so a shutdown still drains: the entry may stay until its session or lease ends.
+   * true, so a shutdown still drains: the entry may stay until its session or lease ends. A write
+   * refused because another writer holds the key for good (`blocked`) landed nowhere: it counts for nothing.
    */
   mayHoldEntry(): boolean {
     return this.entryMayExist;
@@ -227,7 +228,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     const removal = this.pendingRemoval;
     this.converge();
     // (The loop still runs the removal: an etcd lease granted for the entry is revoked.)
-    const outcome = this.entryMayExist ? await removal.within(timeoutMs) : {};
+    // Blocked, the registry answers: the removal is quick, and revokes the etcd lease kept to watch the key held.
+    const outcome = this.entryMayExist || this.currentState() === 'blocked' ? await removal.within(timeoutMs) : {};
     if (outcome.superseded) return;
     // (A retry may have confirmed it in the same turn as the bound ran out.)
     if (outcome.error !== undefined && !removal.confirmed) this.removalUnconfirmed = true;
@@ -330,6 +332,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
       this.rewriting = (from === 'registered' || (from === 'registering' && this.rewriting)) && !this.entryLost;
       this.entryLost = false;
       if (from !== 'retrying' && from !== 'blocked') this.setState('registering', undefined, this.rewriting);
+      const mayHoldBefore = this.entryMayExist;
       try {
         await this.ensure(instance);
         if (this.desired === instance) {
@@ -345,6 +348,9 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
           continue;
         }
         const failed = error instanceof RegistryEntryHeldError ? 'blocked' : 'retrying';
+        // The write that found the entry held was refused (a failed create, a failed conditional put):
+        // it landed nowhere, so it makes no entry of ours possible (a shutdown has nothing to drain).
+        if (failed === 'blocked') this.entryMayExist = mayHoldBefore;
         // A new session, lease or instance arrived during the failed attempt: it deserves a pass now.
         if (this.again) {
           this.setState(failed, error);

@@ -277,6 +277,23 @@ describe('switchboard-agent with ZooKeeper', () => {
     expect(await logOf(agent)).not.toContain('written by another session');
   });
 
+  it('exits on SIGTERM without waiting --drain while a persistent node holds its path from its start, and leaves the node', async () => {
+    const user = await backend();
+    const path = `/services/user/user-${user.port}`;
+    await persistentNode(path);
+    const drainMs = 20_000;
+    const agent = await agentBeside(user, ['--drain', `${drainMs}ms`]);
+    await waitFor(async () => (await logOf(agent)).includes('registry entry held for good by another writer'), { timeoutMs: 15_000, message: 'the agent to report the persistent node' });
+    // The old agent took its refused create for an entry of its own: it waited the whole --drain, warning that the registry did not confirm its mark.
+    await agent.stop(drainMs + 5_000);
+    expect(agent.exitInfo?.code).toBe(0);
+    const log = await logOf(agent);
+    expect(log).toContain('another writer holds its key for good');
+    expect(log).not.toContain('draining mark');
+    const { data, stat } = await getData(reader, path);
+    expect([data?.toString(), ephemeralOwnerOf(stat)]).toEqual([BY_HAND, '0000000000000000']);
+  });
+
   it('leaves a persistent node written at its path while its session expired, says so as an error, and registers once the node is deleted', async () => {
     const user = await backend();
     const [host, port] = zk.nodes[0]!.connectString.split(':');
@@ -620,6 +637,29 @@ describe('switchboard-agent with etcd', () => {
     cleanup.push(() => reader.delete().key(key).exec());
     const agent = await agentFor(order.port);
     await blockedUntilDeleted(agent, key, `order-${order.port}`);
+  });
+
+  it('exits on SIGTERM without waiting --drain while a key on no lease holds its key from its start, leaving the key and no lease', async () => {
+    const order = await startBackend();
+    cleanup.push(() => order.process.kill());
+    const key = `/services/order/order-${order.port}`;
+    await reader.put(key).value(BY_HAND).exec();
+    cleanup.push(() => reader.delete().key(key).exec());
+    const before = new Set((await reader.leaseClient.leaseLeases({})).leases.map((lease) => lease.ID));
+    const drainMs = 20_000;
+    const agent = await agentFor(order.port, ['--drain', `${drainMs}ms`]);
+    await waitFor(async () => (await logOf(agent)).includes('registry entry held for good by another writer'), { timeoutMs: 15_000, message: 'the agent to report the key on no lease' });
+    // The old agent took its refused put for an entry of its own: it waited the whole --drain, warning that the registry did not confirm its mark.
+    await agent.stop(drainMs + 5_000);
+    expect(agent.exitInfo?.code).toBe(0);
+    const log = await logOf(agent);
+    expect(log).toContain('another writer holds its key for good');
+    expect(log).not.toContain('draining mark');
+    const [held] = (await reader.get(key).exec()).kvs;
+    expect([held?.value.toString(), held?.lease]).toEqual([BY_HAND, '0']);
+    // The lease it kept to watch the key is revoked on the way out, not left to expire.
+    const left = (await reader.leaseClient.leaseLeases({})).leases.map((lease) => lease.ID).filter((id) => !before.has(id));
+    expect(left, log).toEqual([]);
   });
 
   it('leaves a key on no lease put at its key while its lease was lost, says so as an error, and puts its own once the key is deleted', async () => {
