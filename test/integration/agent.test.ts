@@ -39,6 +39,22 @@ async function zkPayload(client: Client, path: string): Promise<Record<string, u
   return data ? JSON.parse(data.toString()) : undefined;
 }
 
+/**
+ * Waits for `agent`, started with `--drain <drainMs>ms`, to report another writer's entry at its key
+ * (`blocked`), sends it SIGTERM and checks that it stopped without waiting --drain, for the reason it
+ * gives; returns its log. The old agent took its refused write for an entry of its own: it waited the
+ * whole --drain, warning that the registry did not confirm its mark.
+ */
+async function stopsBlockedWithoutDrain(agent: ManagedProcess, drainMs: number): Promise<string> {
+  await waitFor(async () => (await logOf(agent)).includes('registry entry held for good by another writer'), { timeoutMs: 15_000, message: 'the agent to report the entry held' });
+  await agent.stop(drainMs + 5_000);
+  expect(agent.exitInfo?.code).toBe(0);
+  const log = await logOf(agent);
+  expect(log).toContain('another writer holds its key for good');
+  expect(log).not.toContain('draining mark');
+  return log;
+}
+
 describe('switchboard-agent with ZooKeeper', () => {
   let zk: ZooKeeperCluster;
   let reader: Client;
@@ -282,14 +298,7 @@ describe('switchboard-agent with ZooKeeper', () => {
     const path = `/services/user/user-${user.port}`;
     await persistentNode(path);
     const drainMs = 20_000;
-    const agent = await agentBeside(user, ['--drain', `${drainMs}ms`]);
-    await waitFor(async () => (await logOf(agent)).includes('registry entry held for good by another writer'), { timeoutMs: 15_000, message: 'the agent to report the persistent node' });
-    // The old agent took its refused create for an entry of its own: it waited the whole --drain, warning that the registry did not confirm its mark.
-    await agent.stop(drainMs + 5_000);
-    expect(agent.exitInfo?.code).toBe(0);
-    const log = await logOf(agent);
-    expect(log).toContain('another writer holds its key for good');
-    expect(log).not.toContain('draining mark');
+    await stopsBlockedWithoutDrain(await agentBeside(user, ['--drain', `${drainMs}ms`]), drainMs);
     const { data, stat } = await getData(reader, path);
     expect([data?.toString(), ephemeralOwnerOf(stat)]).toEqual([BY_HAND, '0000000000000000']);
   });
@@ -629,32 +638,27 @@ describe('switchboard-agent with etcd', () => {
     expect(JSON.parse(back.value.toString())).toMatchObject({ id });
   }
 
-  it('leaves a key on no lease at its key as it starts, says so as an error, and puts its own once the key is deleted', async () => {
+  /** A backend, and a key on no lease (put by hand) at its agent's key, deleted after the test. */
+  async function backendBehindKeyOnNoLease(): Promise<{ order: BackendProcess; key: string }> {
     const order = await startBackend();
     cleanup.push(() => order.process.kill());
     const key = `/services/order/order-${order.port}`;
     await reader.put(key).value(BY_HAND).exec();
     cleanup.push(() => reader.delete().key(key).exec());
+    return { order, key };
+  }
+
+  it('leaves a key on no lease at its key as it starts, says so as an error, and puts its own once the key is deleted', async () => {
+    const { order, key } = await backendBehindKeyOnNoLease();
     const agent = await agentFor(order.port);
     await blockedUntilDeleted(agent, key, `order-${order.port}`);
   });
 
   it('exits on SIGTERM without waiting --drain while a key on no lease holds its key from its start, leaving the key and no lease', async () => {
-    const order = await startBackend();
-    cleanup.push(() => order.process.kill());
-    const key = `/services/order/order-${order.port}`;
-    await reader.put(key).value(BY_HAND).exec();
-    cleanup.push(() => reader.delete().key(key).exec());
+    const { order, key } = await backendBehindKeyOnNoLease();
     const before = new Set((await reader.leaseClient.leaseLeases({})).leases.map((lease) => lease.ID));
     const drainMs = 20_000;
-    const agent = await agentFor(order.port, ['--drain', `${drainMs}ms`]);
-    await waitFor(async () => (await logOf(agent)).includes('registry entry held for good by another writer'), { timeoutMs: 15_000, message: 'the agent to report the key on no lease' });
-    // The old agent took its refused put for an entry of its own: it waited the whole --drain, warning that the registry did not confirm its mark.
-    await agent.stop(drainMs + 5_000);
-    expect(agent.exitInfo?.code).toBe(0);
-    const log = await logOf(agent);
-    expect(log).toContain('another writer holds its key for good');
-    expect(log).not.toContain('draining mark');
+    const log = await stopsBlockedWithoutDrain(await agentFor(order.port, ['--drain', `${drainMs}ms`]), drainMs);
     const [held] = (await reader.get(key).exec()).kvs;
     expect([held?.value.toString(), held?.lease]).toEqual([BY_HAND, '0']);
     // The lease it kept to watch the key is revoked on the way out, not left to expire.
